@@ -1,0 +1,167 @@
+#include <pybind11/numpy.h>
+
+#include "common.h"
+#include "engine.h"
+
+namespace {
+
+py::dict completion_dict(const a3s::Completion & c) {
+    py::dict d;
+    d["done_reason"]          = c.done_reason;
+    d["prompt_tokens"]        = c.prompt_tokens;
+    d["prompt_eval_count"]    = c.prompt_eval;
+    d["cached_tokens"]        = c.cached_tokens;
+    d["truncated"]            = c.truncated;
+    d["context_shifts"]       = c.context_shifts;
+    d["eval_count"]           = c.eval_count;
+    d["prompt_eval_duration"] = c.prompt_eval_ns;
+    d["eval_duration"]        = c.eval_ns;
+    d["queue_duration"]       = c.queue_ns;
+    d["slot"]                 = c.slot;
+    d["context"]              = c.context;
+    return d;
+}
+
+py::list logprobs_list(const std::vector<a3s::TokenLogprob> & lps) {
+    py::list out;
+    for (const auto & lp : lps) {
+        py::list top;
+        for (const auto & t : lp.top) {
+            top.append(py::make_tuple(t.token, py::bytes(t.text), t.logprob));
+        }
+        out.append(py::make_tuple(lp.token, py::bytes(lp.text), lp.logprob, top));
+    }
+    return out;
+}
+
+}  // namespace
+
+void bind_engine(py::module_ & m) {
+    using namespace a3s;
+    py::class_<SamplingParams>(m, "SamplingParams")
+        .def(py::init<>())
+        .def_readwrite("temperature", &SamplingParams::temperature)
+        .def_readwrite("top_k", &SamplingParams::top_k)
+        .def_readwrite("top_p", &SamplingParams::top_p)
+        .def_readwrite("min_p", &SamplingParams::min_p)
+        .def_readwrite("typical_p", &SamplingParams::typical_p)
+        .def_readwrite("repeat_penalty", &SamplingParams::repeat_penalty)
+        .def_readwrite("repeat_last_n", &SamplingParams::repeat_last_n)
+        .def_readwrite("presence_penalty", &SamplingParams::presence_penalty)
+        .def_readwrite("frequency_penalty", &SamplingParams::frequency_penalty)
+        .def_readwrite("penalize_newline", &SamplingParams::penalize_newline)
+        .def_readwrite("mirostat", &SamplingParams::mirostat)
+        .def_readwrite("mirostat_tau", &SamplingParams::mirostat_tau)
+        .def_readwrite("mirostat_eta", &SamplingParams::mirostat_eta)
+        .def_readwrite("seed", &SamplingParams::seed)
+        .def_readwrite("ignore_eos", &SamplingParams::ignore_eos)
+        .def_readwrite("logit_bias", &SamplingParams::logit_bias)
+        .def_readwrite("grammar", &SamplingParams::grammar)
+        .def_readwrite("grammar_lazy", &SamplingParams::grammar_lazy)
+        .def_readwrite("trigger_words", &SamplingParams::trigger_words)
+        .def_readwrite("trigger_patterns", &SamplingParams::trigger_patterns)
+        .def_readwrite("preserved_tokens", &SamplingParams::preserved_tokens)
+        .def_readwrite("generation_prompt", &SamplingParams::generation_prompt);
+
+    py::class_<GenerateRequest>(m, "GenerateRequest")
+        .def(py::init<>())
+        .def_readwrite("prompt", &GenerateRequest::prompt)
+        .def_readwrite("sampling", &GenerateRequest::sampling)
+        .def_readwrite("n_predict", &GenerateRequest::n_predict)
+        .def_readwrite("n_keep", &GenerateRequest::n_keep)
+        .def_readwrite("truncate", &GenerateRequest::truncate)
+        .def_readwrite("shift", &GenerateRequest::shift)
+        .def_readwrite("cache_prompt", &GenerateRequest::cache_prompt)
+        .def_readwrite("stop", &GenerateRequest::stop)
+        .def_readwrite("logprobs", &GenerateRequest::logprobs)
+        .def_readwrite("top_logprobs", &GenerateRequest::top_logprobs)
+        .def_readwrite("lora_scales", &GenerateRequest::lora_scales);
+
+    py::class_<EngineParams>(m, "EngineParams")
+        .def(py::init<>())
+        .def_readwrite("n_ctx", &EngineParams::n_ctx)
+        .def_readwrite("n_parallel", &EngineParams::n_parallel)
+        .def_readwrite("n_batch", &EngineParams::n_batch)
+        .def_readwrite("n_ubatch", &EngineParams::n_ubatch)
+        .def_readwrite("n_threads", &EngineParams::n_threads)
+        .def_readwrite("n_threads_batch", &EngineParams::n_threads_batch)
+        .def_readwrite("max_queue", &EngineParams::max_queue)
+        .def_readwrite("kv_unified", &EngineParams::kv_unified)
+        .def_readwrite("flash_attn", &EngineParams::flash_attn)
+        .def_readwrite("cache_type_k", &EngineParams::cache_type_k)
+        .def_readwrite("cache_type_v", &EngineParams::cache_type_v)
+        .def_readwrite("embeddings", &EngineParams::embeddings)
+        .def_readwrite("pooling", &EngineParams::pooling);
+
+    py::class_<Channel, std::shared_ptr<Channel>>(m, "Channel")
+        .def("fileno", &Channel::fileno)
+        .def("cancel", &Channel::cancel)
+        .def("wait", &Channel::wait, py::arg("timeout_ms"), py::call_guard<py::gil_scoped_release>())
+        .def("drain",
+             [](Channel & self) {
+                 std::vector<StreamEvent> events;
+                 bool                     done = false;
+                 Completion               completion;
+                 std::string              error;
+                 self.drain(events, done, completion, error);
+                 py::list out;
+                 for (const auto & ev : events) {
+                     py::object lps = ev.logprobs.empty() ? py::object(py::none()) : logprobs_list(ev.logprobs);
+                     // text is held back until UTF-8 complete; a final flush may still end mid-character
+                     py::str text = py::reinterpret_steal<py::str>(
+                         PyUnicode_DecodeUTF8(ev.text.data(), (Py_ssize_t) ev.text.size(), "replace"));
+                     out.append(py::make_tuple(text, ev.tokens, lps));
+                 }
+                 if (done && !error.empty()) {
+                     throw std::runtime_error(error);
+                 }
+                 py::object final = done ? py::object(completion_dict(completion)) : py::object(py::none());
+                 return py::make_tuple(out, final);
+             },
+             "Non-blocking: ([(text, tokens, logprobs|None)], completion dict or None); raises EngineError");
+
+    py::class_<Engine, std::shared_ptr<Engine>>(m, "Engine")
+        .def(py::init([](std::shared_ptr<Model> model, const EngineParams & p) {
+                 py::gil_scoped_release nogil;
+                 return std::make_shared<Engine>(std::move(model), p);
+             }),
+             py::arg("model"), py::arg("params") = EngineParams())
+        .def("submit", &Engine::submit, py::arg("request"), py::call_guard<py::gil_scoped_release>())
+        .def("embed",
+             [](Engine & self, const std::vector<std::vector<int32_t>> & inputs, bool normalize, bool truncate) {
+                 EmbedRequest req;
+                 req.inputs    = inputs;
+                 req.normalize = normalize;
+                 req.truncate  = truncate;
+                 std::vector<int32_t>            counts;
+                 std::vector<std::vector<float>> vecs;
+                 {
+                     py::gil_scoped_release nogil;
+                     vecs = self.embed(req, counts);
+                 }
+                 const size_t       dim = vecs.empty() ? 0 : vecs[0].size();
+                 py::array_t<float> arr({vecs.size(), dim});
+                 auto               buf = arr.mutable_unchecked<2>();
+                 for (size_t i = 0; i < vecs.size(); ++i)
+                     for (size_t j = 0; j < dim; ++j) buf(i, j) = vecs[i][j];
+                 return py::make_tuple(arr, counts);
+             },
+             py::arg("inputs"), py::arg("normalize") = true, py::arg("truncate") = true)
+        .def("shutdown", &Engine::shutdown, py::arg("reason") = "model unloaded",
+             py::call_guard<py::gil_scoped_release>())
+        .def("stats",
+             [](Engine & self) {
+                 EngineStats s = self.stats();
+                 py::dict    d;
+                 d["n_slots"]        = s.n_slots;
+                 d["n_active"]       = s.n_active;
+                 d["n_queued"]       = s.n_queued;
+                 d["n_ctx"]          = s.n_ctx;
+                 d["n_batch"]        = s.n_batch;
+                 d["n_ubatch"]       = s.n_ubatch;
+                 d["decode_calls"]   = s.decode_calls;
+                 d["tokens_decoded"] = s.tokens_decoded;
+                 return d;
+             })
+        .def_property_readonly("n_ctx", &Engine::n_ctx_slot);
+}

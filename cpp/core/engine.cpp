@@ -1,0 +1,636 @@
+#include "engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <future>
+
+#include "common.h"
+#include "llama.h"
+#include "sampling.h"
+
+namespace a3s {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t ns_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+}
+
+ggml_type kv_type(const std::string & name) {
+    if (name == "f16" || name.empty()) return GGML_TYPE_F16;
+    if (name == "f32") return GGML_TYPE_F32;
+    if (name == "bf16") return GGML_TYPE_BF16;
+    if (name == "q8_0") return GGML_TYPE_Q8_0;
+    if (name == "q4_0") return GGML_TYPE_Q4_0;
+    if (name == "q4_1") return GGML_TYPE_Q4_1;
+    if (name == "q5_0") return GGML_TYPE_Q5_0;
+    if (name == "q5_1") return GGML_TYPE_Q5_1;
+    throw std::invalid_argument("unsupported KV cache type: " + name);
+}
+
+// Length of the longest prefix of `s` that is a complete UTF-8 sequence run.
+size_t utf8_complete_prefix(const std::string & s) {
+    size_t n = s.size();
+    // look back at most 3 bytes for an unfinished lead byte
+    for (size_t back = 1; back <= 4 && back <= n; ++back) {
+        unsigned char c = (unsigned char) s[n - back];
+        if ((c & 0xC0) == 0x80) {
+            continue;  // continuation byte
+        }
+        size_t need = 1;
+        if ((c & 0xE0) == 0xC0) need = 2;
+        else if ((c & 0xF0) == 0xE0) need = 3;
+        else if ((c & 0xF8) == 0xF0) need = 4;
+        return back < need ? n - back : n;
+    }
+    return n;
+}
+
+// Bytes at the end of `text` that could still become the start of a stop string.
+size_t partial_stop_len(const std::string & text, const std::vector<std::string> & stops) {
+    size_t best = 0;
+    for (const auto & stop : stops) {
+        size_t max_len = std::min(stop.size() - 1, text.size());
+        for (size_t len = max_len; len > best; --len) {
+            if (text.compare(text.size() - len, len, stop, 0, len) == 0) {
+                best = len;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+}  // namespace
+
+struct Engine::Job {
+    GenerateRequest          req;
+    std::shared_ptr<Channel> ch;
+    Clock::time_point        enqueued;
+};
+
+struct Engine::EmbedJob {
+    const EmbedRequest *                             req = nullptr;
+    std::promise<std::vector<std::vector<float>>>    result;
+    std::vector<int32_t> *                           n_tokens = nullptr;
+};
+
+struct Engine::Slot {
+    enum class State { Idle, Prefill, Generate };
+    int32_t                  id    = 0;
+    State                    state = State::Idle;
+    std::vector<int32_t>     cache;       // tokens in this sequence's KV cells
+    std::vector<float>       cache_lora;  // adapter scales the cache was computed with
+    std::unique_ptr<Job>     job;
+    std::vector<int32_t>     prompt;
+    size_t                   n_prompt_done = 0;
+    common_sampler *         smpl          = nullptr;
+    int32_t                  last_token    = -1;
+    int32_t                  i_batch       = -1;
+    std::string              pending;
+    std::vector<int32_t>     pending_tokens;
+    std::vector<TokenLogprob> pending_lp;
+    std::vector<int32_t>     generated;
+    Completion               done;
+    Clock::time_point        t_start, t_first, t_used;
+
+    ~Slot() {
+        if (smpl) common_sampler_free(smpl);
+    }
+};
+
+Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params) : model_(std::move(model)), params_(params) {
+    backend_init();
+    if (params_.n_parallel < 1 || params_.n_parallel > 256) {
+        throw std::invalid_argument("num_parallel must be between 1 and 256");
+    }
+    if (params_.n_ctx < 16) {
+        throw std::invalid_argument("num_ctx must be at least 16");
+    }
+    llama_context_params cp = llama_context_default_params();
+    const int32_t        threads = params_.n_threads > 0 ? params_.n_threads : common_cpu_get_num_math();
+    cp.n_threads       = threads;
+    cp.n_threads_batch = params_.n_threads_batch > 0 ? params_.n_threads_batch : threads;
+    cp.n_seq_max       = params_.n_parallel;
+    cp.kv_unified      = params_.kv_unified;
+    cp.n_ctx           = (uint32_t) params_.n_ctx * (params_.kv_unified ? params_.n_parallel : params_.n_parallel);
+    cp.n_batch         = params_.n_batch;
+    cp.n_ubatch        = std::min(params_.n_ubatch, params_.n_batch);
+    cp.swa_full        = true;  // keep whole SWA caches so prefixes stay reusable
+    cp.no_perf         = true;
+    cp.type_k          = kv_type(params_.cache_type_k);
+    cp.type_v          = kv_type(params_.cache_type_v);
+    cp.flash_attn_type = params_.flash_attn < 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO
+                         : params_.flash_attn == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                                   : LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    if (params_.embeddings) {
+        cp.embeddings = true;
+        int32_t pooling = params_.pooling >= 0 ? params_.pooling : model_->info().pooling_type;
+        cp.pooling_type = pooling >= 0 ? static_cast<enum llama_pooling_type>(pooling) : LLAMA_POOLING_TYPE_MEAN;
+        if (cp.pooling_type == LLAMA_POOLING_TYPE_NONE) cp.pooling_type = LLAMA_POOLING_TYPE_MEAN;
+        cp.n_ctx    = params_.n_ctx;
+        cp.n_batch  = params_.n_ctx;
+        cp.n_ubatch = params_.n_ctx;  // non-causal models need a whole input in one ubatch
+        cp.n_seq_max = 1;
+    }
+    ctx_ = llama_init_from_model(model_->raw(), cp);
+    if (ctx_ == nullptr) {
+        throw std::runtime_error("failed to create a llama.cpp context (n_ctx " + std::to_string(cp.n_ctx) +
+                                 "); try a smaller num_ctx");
+    }
+    n_ctx_slot_ = params_.embeddings ? (int32_t) llama_n_ctx(ctx_)
+                  : params_.kv_unified ? std::min<int32_t>(params_.n_ctx, (int32_t) llama_n_ctx(ctx_))
+                                       : (int32_t) llama_n_ctx_seq(ctx_);
+    n_batch_    = (int32_t) llama_n_batch(ctx_);
+    batch_      = std::make_unique<common_batch>(ctx_);
+    const int32_t n_slots = params_.embeddings ? 1 : params_.n_parallel;
+    for (int32_t i = 0; i < n_slots; ++i) {
+        auto s = std::make_unique<Slot>();
+        s->id  = i;
+        s->cache_lora.assign(model_->n_lora(), 0.0f);
+        slots_.push_back(std::move(s));
+    }
+    current_lora_.assign(model_->n_lora(), 0.0f);
+    thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() {
+    shutdown("engine destroyed");
+    slots_.clear();
+    batch_.reset();
+    if (ctx_) llama_free(ctx_);
+}
+
+void Engine::shutdown(const std::string & reason) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) {
+            // already stopping; fall through to join
+        } else {
+            stopping_    = true;
+            stop_reason_ = reason;
+        }
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+std::shared_ptr<Channel> Engine::submit(GenerateRequest req) {
+    if (params_.embeddings) {
+        throw std::invalid_argument("this model is loaded for embeddings only and cannot generate");
+    }
+    if (req.prompt.empty()) {
+        throw std::invalid_argument("empty prompt");
+    }
+    model_->check_tokens(req.prompt);
+    if (req.top_logprobs < 0 || req.top_logprobs > 20) {
+        throw std::invalid_argument("top_logprobs must be between 0 and 20");
+    }
+    if (!req.lora_scales.empty() && req.lora_scales.size() != model_->n_lora()) {
+        throw std::invalid_argument("lora scales: expected " + std::to_string(model_->n_lora()) + " values");
+    }
+    req.lora_scales.resize(model_->n_lora(), 0.0f);
+    req.stop.erase(std::remove(req.stop.begin(), req.stop.end(), std::string()), req.stop.end());
+    if ((int32_t) req.prompt.size() > n_ctx_slot_ && !req.truncate) {
+        throw std::invalid_argument("the input length exceeds the context length");
+    }
+    if (!req.sampling.grammar.empty()) {
+        check_grammar(*model_, req.sampling.grammar);  // reject bad grammars before queueing
+    }
+    auto job      = std::make_unique<Job>();
+    job->ch       = std::make_shared<Channel>();
+    job->enqueued = Clock::now();
+    job->req      = std::move(req);
+    auto ch       = job->ch;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) {
+            throw std::runtime_error("model is unloading");
+        }
+        if ((int32_t) queue_.size() >= params_.max_queue) {
+            throw BusyError("server busy, please try again.  maximum pending requests exceeded");
+        }
+        queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return ch;
+}
+
+std::vector<std::vector<float>> Engine::embed(const EmbedRequest & req, std::vector<int32_t> & n_tokens) {
+    if (!params_.embeddings) {
+        throw std::invalid_argument("this engine was not created for embeddings");
+    }
+    for (const auto & in : req.inputs) {
+        model_->check_tokens(in);
+        if (in.empty()) throw std::invalid_argument("cannot embed an empty input");
+        if ((int32_t) in.size() > n_ctx_slot_ && !req.truncate) {
+            throw std::invalid_argument("the input length exceeds the context length");
+        }
+    }
+    EmbedJob job;
+    job.req      = &req;
+    job.n_tokens = &n_tokens;
+    auto fut     = job.result.get_future();
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) throw std::runtime_error("model is unloading");
+        embed_queue_.push_back(&job);
+    }
+    cv_.notify_one();
+    return fut.get();
+}
+
+EngineStats Engine::stats() {
+    EngineStats s;
+    std::lock_guard<std::mutex> lock(mu_);
+    s.n_slots  = (int32_t) slots_.size();
+    s.n_active = n_active_.load();
+    s.n_queued = (int32_t) queue_.size();
+    s.n_ctx    = n_ctx_slot_;
+    s.n_batch  = n_batch_;
+    s.n_ubatch = llama_n_ubatch(ctx_);
+    s.decode_calls   = decode_calls_.load();
+    s.tokens_decoded = tokens_decoded_.load();
+    return s;
+}
+
+void Engine::loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+        cv_.wait(lock, [this] {
+            return stopping_ || !queue_.empty() || !embed_queue_.empty() || n_active_.load() > 0;
+        });
+        if (stopping_) break;
+        while (!embed_queue_.empty()) {
+            EmbedJob * ej = embed_queue_.front();
+            embed_queue_.pop_front();
+            lock.unlock();
+            run_embed(*ej);
+            lock.lock();
+        }
+        admit(lock);
+        if (n_active_.load() == 0) continue;
+        lock.unlock();
+        step();
+        lock.lock();
+    }
+    // fail everything still pending
+    std::deque<std::unique_ptr<Job>> pending;
+    pending.swap(queue_);
+    std::deque<EmbedJob *> pending_embed;
+    pending_embed.swap(embed_queue_);
+    lock.unlock();
+    for (auto & job : pending) job->ch->fail(stop_reason_);
+    for (auto * ej : pending_embed) ej->result.set_exception(std::make_exception_ptr(std::runtime_error(stop_reason_)));
+    for (auto & slot : slots_) {
+        if (slot->state != Slot::State::Idle) fail_slot(*slot, stop_reason_);
+    }
+}
+
+// Moves queued jobs into idle slots: longest common prefix first, else least recently used.
+bool Engine::admit(std::unique_lock<std::mutex> & lock) {
+    bool admitted = false;
+    while (!queue_.empty()) {
+        auto & job = queue_.front();
+        if (job->ch->cancelled()) {
+            job->ch->finish(Completion{"cancel"});
+            queue_.pop_front();
+            continue;
+        }
+        Slot * best     = nullptr;
+        size_t best_lcp = 0;
+        Slot * lru      = nullptr;
+        for (auto & s : slots_) {
+            if (s->state != Slot::State::Idle) continue;
+            if (lru == nullptr || s->t_used < lru->t_used) lru = s.get();
+            if (!job->req.cache_prompt || s->cache_lora != job->req.lora_scales) continue;
+            size_t lcp = 0;
+            const auto & a = s->cache;
+            const auto & b = job->req.prompt;
+            while (lcp < a.size() && lcp < b.size() && a[lcp] == b[lcp]) ++lcp;
+            if (lcp > best_lcp) {
+                best_lcp = lcp;
+                best     = s.get();
+            }
+        }
+        if (lru == nullptr) break;  // no idle slot
+        Slot * slot = (best != nullptr && best_lcp * 10 >= job->req.prompt.size()) ? best : lru;
+        std::unique_ptr<Job> taken = std::move(job);
+        queue_.pop_front();
+        lock.unlock();
+        start_slot(*slot, std::move(taken));
+        lock.lock();
+        admitted = true;
+    }
+    return admitted;
+}
+
+void Engine::start_slot(Slot & slot, std::unique_ptr<Job> job) {
+    GenerateRequest & req = job->req;
+    slot.done            = Completion{};
+    slot.done.queue_ns   = ns_between(job->enqueued, Clock::now());
+    slot.done.slot       = slot.id;
+    slot.t_start         = Clock::now();
+    slot.t_used          = slot.t_start;
+    slot.job             = std::move(job);
+    slot.pending.clear();
+    slot.pending_tokens.clear();
+    slot.pending_lp.clear();
+    slot.generated.clear();
+    slot.i_batch = -1;
+
+    // Ollama semantics: an over-long prompt keeps num_keep tokens and the most recent tail.
+    std::vector<int32_t> prompt = req.prompt;
+    const int32_t        limit  = n_ctx_slot_;
+    if ((int32_t) prompt.size() > limit) {
+        const int32_t keep    = std::clamp(req.n_keep, 0, limit / 2);
+        const int32_t discard = (int32_t) prompt.size() - limit;
+        prompt.erase(prompt.begin() + keep, prompt.begin() + keep + discard);
+        slot.done.truncated = discard;
+    }
+    slot.prompt             = std::move(prompt);
+    slot.done.prompt_tokens = (int32_t) slot.prompt.size();
+
+    llama_memory_t mem    = llama_get_memory(ctx_);
+    size_t         n_past = 0;
+    if (req.cache_prompt && slot.cache_lora == req.lora_scales) {
+        while (n_past < slot.cache.size() && n_past < slot.prompt.size() && slot.cache[n_past] == slot.prompt[n_past]) {
+            ++n_past;
+        }
+    }
+    if (n_past == slot.prompt.size()) --n_past;  // always evaluate at least one token
+    if (!llama_memory_seq_rm(mem, slot.id, (llama_pos) n_past, -1)) {
+        llama_memory_seq_rm(mem, slot.id, -1, -1);
+        n_past = 0;
+    }
+    slot.cache.resize(n_past);
+    slot.cache_lora         = req.lora_scales;
+    slot.n_prompt_done      = n_past;
+    slot.done.cached_tokens = (int32_t) n_past;
+
+    try {
+        slot.smpl = make_sampler(*model_, req.sampling);
+    } catch (const std::exception & e) {
+        slot.job->ch->fail(e.what());
+        slot.job.reset();
+        return;
+    }
+    for (int32_t t : slot.prompt) common_sampler_accept(slot.smpl, t, false);  // prime penalties
+    slot.state = Slot::State::Prefill;
+    n_active_.fetch_add(1);
+}
+
+// Context full: shift (drop half after num_keep) when allowed, else stop with "length".
+bool Engine::make_room(Slot & slot) {
+    if ((int32_t) slot.cache.size() + 1 <= n_ctx_slot_) return true;
+    llama_memory_t mem = llama_get_memory(ctx_);
+    if (!slot.job->req.shift || !llama_memory_can_shift(mem)) {
+        finish(slot, "length");
+        return false;
+    }
+    const int32_t n_past    = (int32_t) slot.cache.size();
+    const int32_t n_keep    = std::clamp(slot.job->req.n_keep, 0, n_ctx_slot_ - 4);
+    const int32_t n_left    = n_past - n_keep;
+    const int32_t n_discard = std::max(1, n_left / 2);
+    llama_memory_seq_rm(mem, slot.id, n_keep, n_keep + n_discard);
+    llama_memory_seq_add(mem, slot.id, n_keep + n_discard, n_past, -n_discard);
+    slot.cache.erase(slot.cache.begin() + n_keep, slot.cache.begin() + n_keep + n_discard);
+    slot.done.context_shifts++;
+    return true;
+}
+
+void Engine::step() {
+    // cancelled requests free their slot before the next decode
+    for (auto & sp : slots_) {
+        Slot & s = *sp;
+        if (s.state != Slot::State::Idle && s.job->ch->cancelled()) finish(s, "cancel");
+    }
+    // one adapter set per batch: take the set of the first active slot after the round-robin cursor
+    std::vector<Slot *> active;
+    for (size_t k = 0; k < slots_.size(); ++k) {
+        Slot & s = *slots_[(rr_ + k) % slots_.size()];
+        if (s.state != Slot::State::Idle) active.push_back(&s);
+    }
+    rr_ = (rr_ + 1) % slots_.size();
+    if (active.empty()) return;
+    std::vector<float> lora = active.front()->job->req.lora_scales;
+    if (lora != current_lora_) {
+        std::vector<llama_adapter_lora *> adapters;
+        std::vector<float>                scales;
+        for (size_t i = 0; i < lora.size(); ++i) {
+            if (lora[i] != 0.0f) {
+                adapters.push_back(model_->lora(i));
+                scales.push_back(lora[i]);
+            }
+        }
+        llama_set_adapters_lora(ctx_, adapters.data(), adapters.size(), scales.data());
+        current_lora_ = lora;
+    }
+
+    common_batch & batch = *batch_;
+    batch.clear();
+    std::vector<Slot *> in_batch;
+    // 1. every generating slot contributes its last sampled token
+    for (Slot * s : active) {
+        if (s->state != Slot::State::Generate || s->job->req.lora_scales != lora) continue;
+        if (!make_room(*s)) continue;
+        s->i_batch = batch.size();
+        batch.add(s->last_token, (llama_pos) s->cache.size(), s->id, true);
+        s->cache.push_back(s->last_token);
+        in_batch.push_back(s);
+    }
+    // 2. prompt chunks fill the rest, slots taken in round-robin order
+    for (Slot * s : active) {
+        if (s->state != Slot::State::Prefill || s->job->req.lora_scales != lora) continue;
+        int32_t room = n_batch_ - batch.size();
+        if (room <= 0) break;
+        size_t n = std::min<size_t>(room, s->prompt.size() - s->n_prompt_done);
+        for (size_t k = 0; k < n; ++k) {
+            const bool last = s->n_prompt_done + 1 == s->prompt.size();
+            if (last) s->i_batch = batch.size();
+            int32_t tok = s->prompt[s->n_prompt_done];
+            batch.add(tok, (llama_pos) s->cache.size(), s->id, last);
+            s->cache.push_back(tok);
+            s->n_prompt_done++;
+            s->done.prompt_eval++;
+        }
+        in_batch.push_back(s);
+    }
+    if (batch.size() == 0) return;
+
+    const int32_t ret = llama_process(ctx_, LLAMA_PROCESS_TYPE_DECODE, batch.get());
+    decode_calls_++;
+    tokens_decoded_ += batch.size();
+    if (ret != 0) {
+        const std::string err = ret == 1 ? "context size exceeded (no KV cache room)"
+                                         : "llama_decode failed with code " + std::to_string(ret);
+        for (Slot * s : in_batch) {
+            llama_memory_seq_rm(llama_get_memory(ctx_), s->id, -1, -1);
+            s->cache.clear();
+            fail_slot(*s, err);
+        }
+        return;
+    }
+    for (Slot * s : in_batch) {
+        if (s->state == Slot::State::Idle || s->i_batch < 0) continue;
+        const int32_t idx = s->i_batch;
+        s->i_batch        = -1;
+        sample_slot(*s, idx);
+    }
+}
+
+void Engine::sample_slot(Slot & slot, int32_t i_batch) {
+    const GenerateRequest & req = slot.job->req;
+    const llama_token       tok = common_sampler_sample(slot.smpl, ctx_, i_batch);
+    common_sampler_accept(slot.smpl, tok, true);
+    const auto now = Clock::now();
+    if (slot.state == Slot::State::Prefill) {
+        slot.state                = Slot::State::Generate;
+        slot.t_first              = now;
+        slot.done.prompt_eval_ns  = ns_between(slot.t_start, now);
+    }
+    slot.t_used = now;
+    slot.done.eval_count++;
+    slot.generated.push_back(tok);
+
+    if (req.logprobs) {
+        const float * logits  = llama_get_logits_ith(ctx_, i_batch);
+        const int32_t n_vocab = model_->info().n_vocab;
+        float         max_l   = -INFINITY;
+        for (int32_t i = 0; i < n_vocab; ++i) max_l = std::max(max_l, logits[i]);
+        double sum = 0.0;
+        for (int32_t i = 0; i < n_vocab; ++i) sum += std::exp((double) logits[i] - max_l);
+        const float   log_z = (float) (max_l + std::log(sum));
+        TokenLogprob  lp;
+        lp.token   = tok;
+        lp.text    = model_->token_to_piece(tok, true);
+        lp.logprob = logits[tok] - log_z;
+        if (req.top_logprobs > 0) {
+            std::vector<int32_t> ids(n_vocab);
+            for (int32_t i = 0; i < n_vocab; ++i) ids[i] = i;
+            const int32_t k = std::min(req.top_logprobs, n_vocab);
+            std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                              [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+            for (int32_t j = 0; j < k; ++j) {
+                lp.top.push_back({ids[j], model_->token_to_piece(ids[j], true), logits[ids[j]] - log_z});
+            }
+        }
+        slot.pending_lp.push_back(std::move(lp));
+    }
+
+    if (model_->is_eog(tok) && !req.sampling.ignore_eos) {
+        slot.generated.pop_back();
+        finish(slot, "stop");
+        return;
+    }
+    slot.last_token = tok;
+    slot.pending += model_->token_to_piece(tok, false);
+    slot.pending_tokens.push_back(tok);
+
+    // stop strings: never emitted, matched across token boundaries
+    for (const auto & stop : req.stop) {
+        size_t pos = slot.pending.find(stop);
+        if (pos != std::string::npos) {
+            slot.pending.resize(pos);
+            finish(slot, "stop");
+            return;
+        }
+    }
+    if (req.n_predict >= 0 && slot.done.eval_count >= req.n_predict) {
+        finish(slot, "length");
+        return;
+    }
+    emit(slot, false);
+}
+
+// Sends the decided part of the pending text: UTF-8 complete, no partial stop-string match.
+void Engine::emit(Slot & slot, bool flush) {
+    size_t n = slot.pending.size();
+    if (!flush) {
+        n = std::min(n, slot.pending.size() - partial_stop_len(slot.pending, slot.job->req.stop));
+        n = std::min(n, utf8_complete_prefix(slot.pending.substr(0, n)));
+    }
+    if (n == 0 && !(flush && (!slot.pending_tokens.empty() || !slot.pending_lp.empty()))) return;
+    StreamEvent ev;
+    ev.text = slot.pending.substr(0, n);
+    slot.pending.erase(0, n);
+    if (slot.pending.empty() || flush) {
+        ev.tokens.swap(slot.pending_tokens);
+        ev.logprobs.swap(slot.pending_lp);
+    }
+    if (ev.text.empty() && ev.tokens.empty() && ev.logprobs.empty()) return;
+    slot.job->ch->push(std::move(ev));
+}
+
+void Engine::finish(Slot & slot, const std::string & reason) {
+    if (reason != "cancel") emit(slot, true);
+    Completion c     = slot.done;
+    c.done_reason    = reason;
+    c.eval_ns        = slot.done.eval_count > 0 ? ns_between(slot.t_first, Clock::now()) : 0;
+    if (slot.state == Slot::State::Prefill) c.prompt_eval_ns = ns_between(slot.t_start, Clock::now());
+    c.context        = slot.prompt;
+    c.context.insert(c.context.end(), slot.generated.begin(), slot.generated.end());
+    slot.job->ch->finish(std::move(c));
+    slot.job.reset();
+    if (slot.smpl) {
+        common_sampler_free(slot.smpl);
+        slot.smpl = nullptr;
+    }
+    slot.pending.clear();
+    slot.pending_tokens.clear();
+    slot.pending_lp.clear();
+    slot.state  = Slot::State::Idle;
+    slot.t_used = Clock::now();
+    n_active_.fetch_sub(1);
+}
+
+void Engine::fail_slot(Slot & slot, const std::string & err) {
+    if (slot.job) slot.job->ch->fail(err);
+    slot.job.reset();
+    if (slot.smpl) {
+        common_sampler_free(slot.smpl);
+        slot.smpl = nullptr;
+    }
+    if (slot.state != Slot::State::Idle) n_active_.fetch_sub(1);
+    slot.state = Slot::State::Idle;
+}
+
+void Engine::run_embed(EmbedJob & job) {
+    try {
+        const EmbedRequest & req    = *job.req;
+        const int32_t        n_embd = llama_model_n_embd_out(model_->raw());
+        llama_memory_t       mem    = llama_get_memory(ctx_);
+        std::vector<std::vector<float>> out;
+        for (const auto & input : req.inputs) {
+            std::vector<int32_t> toks = input;
+            if ((int32_t) toks.size() > n_ctx_slot_) toks.resize(n_ctx_slot_);
+            job.n_tokens->push_back((int32_t) toks.size());
+            if (mem) llama_memory_clear(mem, true);
+            common_batch & batch = *batch_;
+            batch.clear();
+            for (size_t i = 0; i < toks.size(); ++i) batch.add(toks[i], (llama_pos) i, 0, true);
+            const bool    encoder_only = model_->info().has_encoder && !model_->info().has_decoder;
+            const int32_t ret = llama_process(ctx_, encoder_only ? LLAMA_PROCESS_TYPE_ENCODE : LLAMA_PROCESS_TYPE_DECODE,
+                                              batch.get());
+            if (ret != 0) throw std::runtime_error("embedding decode failed with code " + std::to_string(ret));
+            const float * e = llama_get_embeddings_seq(ctx_, 0);
+            if (e == nullptr) throw std::runtime_error("model produced no pooled embedding");
+            std::vector<float> v(e, e + n_embd);
+            if (req.normalize) {
+                double norm = 0.0;
+                for (float x : v) norm += (double) x * x;
+                norm = std::sqrt(norm);
+                if (norm > 0.0) for (float & x : v) x = (float) (x / norm);
+            }
+            out.push_back(std::move(v));
+        }
+        job.result.set_value(std::move(out));
+    } catch (...) {
+        job.result.set_exception(std::current_exception());
+    }
+}
+
+}  // namespace a3s

@@ -1,0 +1,76 @@
+"""A model loaded into memory with its engine (context, slots, decode thread)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from a3s_power import _native
+from a3s_power.errors import ModelLoadError
+from a3s_power.runtime import logbridge
+
+
+@dataclass
+class LoadedModel:
+    path: str
+    model: _native.Model
+    engine: _native.Engine
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def info(self) -> _native.ModelInfo:
+        return self.model.info
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        return self.model.tokenize(text, add_special, parse_special)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.model.detokenize(tokens)
+
+    def render_chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> _native.ChatRender:
+        return self.model.render_chat(json.dumps(messages), **kwargs)
+
+    def close(self) -> None:
+        self.engine.shutdown("model unloaded")
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    num_ctx: int = 4096,
+    num_parallel: int = 1,
+    num_batch: int = 2048,
+    num_thread: int = 0,
+    num_gpu: int = -1,
+    use_mmap: bool = True,
+    use_mlock: bool = False,
+    embedding: bool = False,
+    lora_paths: list[str] | None = None,
+) -> LoadedModel:
+    """Load a GGUF file and start its engine. Raises ModelLoadError with a readable reason."""
+    mp = _native.ModelParams()
+    mp.n_gpu_layers = num_gpu
+    mp.use_mmap = use_mmap
+    mp.use_mlock = use_mlock
+    mp.lora_paths = list(lora_paths or [])
+    try:
+        model = _native.Model.load(os.fspath(path), mp)
+    except _native.ModelError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    finally:
+        logbridge.drain()
+    ep = _native.EngineParams()
+    ep.n_ctx = num_ctx
+    ep.n_parallel = num_parallel
+    ep.n_batch = num_batch
+    ep.n_threads = num_thread
+    ep.embeddings = embedding
+    try:
+        engine = _native.Engine(model, ep)
+    except (RuntimeError, ValueError) as exc:
+        raise ModelLoadError(str(exc)) from exc
+    finally:
+        logbridge.drain()
+    return LoadedModel(path=os.fspath(path), model=model, engine=engine)
