@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from a3s_power import _native
+from a3s_power.chat.fallback_templates import fallback_template
 from a3s_power.errors import ModelLoadError
 from a3s_power.runtime import logbridge
 
@@ -18,6 +19,7 @@ class LoadedModel:
     model: _native.Model
     engine: _native.Engine
     options: dict[str, Any] = field(default_factory=dict)
+    template_override: str = ""  # a Jinja chat template replacing the model's own
 
     @property
     def info(self) -> _native.ModelInfo:
@@ -30,6 +32,7 @@ class LoadedModel:
         return self.model.detokenize(tokens)
 
     def render_chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> _native.ChatRender:
+        kwargs.setdefault("template_override", self.template_override)
         return self.model.render_chat(json.dumps(messages), **kwargs)
 
     def close(self) -> None:
@@ -73,4 +76,6 @@ def load_model(
         raise ModelLoadError(str(exc)) from exc
     finally:
         logbridge.drain()
-    return LoadedModel(path=os.fspath(path), model=model, engine=engine)
+    info = model.info
+    return LoadedModel(path=os.fspath(path), model=model, engine=engine,
+                       template_override=fallback_template(info.architecture, info.chat_template))

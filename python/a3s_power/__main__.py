@@ -1,0 +1,3 @@
+from a3s_power.cli import main
+
+main()

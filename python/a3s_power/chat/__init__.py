@@ -1,0 +1,1 @@
+"""Chat prompt rendering helpers (templates, and later thinking / tool-call parsing)."""

@@ -1,0 +1,50 @@
+"""The console script on real models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from a3s_power import __version__
+
+
+def cli(*args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "a3s_power", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_version():
+    proc = cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == __version__
+
+
+def test_run_streams_a_reply(smollm2_path):
+    proc = cli("run", str(smollm2_path), "--prompt", "What is 2+2?", "--temperature", "0", "--num-predict", "16")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip()) > 0
+
+
+def test_run_default_model_by_name():
+    proc = cli("run", "gemma3:270m", "--prompt", "Say hello.", "--temperature", "0", "--seed", "1", "-n", "12")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+
+
+def test_run_greedy_is_reproducible(smollm2_path):
+    args = ("run", str(smollm2_path), "-p", "Name a planet.", "--temperature", "0", "-n", "12")
+    assert cli(*args).stdout == cli(*args).stdout
+
+
+def test_run_unknown_model_is_a_clear_error():
+    proc = cli("run", "no-such-model:7b", "--prompt", "hi")
+    assert proc.returncode == 1
+    assert 'model "no-such-model:7b" not found' in proc.stderr
+
+
+def test_run_bad_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.gguf"
+    bad.write_text("nope")
+    proc = cli("run", str(bad), "--prompt", "hi")
+    assert proc.returncode == 1
+    assert "not a GGUF" in proc.stderr
