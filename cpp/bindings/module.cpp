@@ -3,6 +3,7 @@
 #include "engine.h"
 #include "log_capture.h"
 #include "model.h"
+#include "quantize.h"
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "A3S Power native core (llama.cpp)";
@@ -18,6 +19,10 @@ PYBIND11_MODULE(_native, m) {
     m.def("set_log_echo", &a3s::log_set_echo, py::arg("on"));
     m.def("validate_gguf", &a3s::validate_gguf, py::arg("path"), py::call_guard<py::gil_scoped_release>(),
           "Check a GGUF file's header and size; raises ModelError");
+    m.def("quantize", &a3s::quantize, py::arg("src_path"), py::arg("dst_path"), py::arg("ftype"),
+          py::arg("n_threads") = 0, py::call_guard<py::gil_scoped_release>(),
+          "Quantize an F16/BF16/F32 GGUF to `ftype` (e.g. q4_K_M)");
+    m.def("quantize_types", &a3s::quantize_types);
     m.attr("LLAMA_CPP_COMMIT") = "0c1e57098bba43ac29e6e3b677cdceebdd22334f";
 
     bind_model(m);

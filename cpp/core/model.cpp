@@ -121,6 +121,7 @@ std::shared_ptr<Model> Model::load(const std::string & path, const ModelParams &
 
 Model::~Model() {
     templates_.reset();
+    overrides_.clear();
     for (auto * a : loras_) {
         llama_adapter_lora_free(a);
     }
@@ -242,11 +243,19 @@ ChatRender Model::render_chat(const ChatRenderOptions & opts) const {
     if (!templates_) {
         throw std::invalid_argument("model was loaded vocab-only: no chat template");
     }
-    std::shared_ptr<common_chat_templates> override_tmpl;
-    const common_chat_templates *          tmpls = templates_.get();
+    std::shared_ptr<common_chat_templates> tmpls = templates_;
     if (!opts.template_override.empty()) {
-        override_tmpl = common_chat_templates_init(model_, opts.template_override);
-        tmpls         = override_tmpl.get();
+        std::lock_guard<std::mutex> lock(override_mu_);
+        auto &                      slot = overrides_[opts.template_override];
+        if (!slot) {
+            try {
+                slot = common_chat_templates_init(model_, opts.template_override);
+            } catch (const std::exception & e) {
+                overrides_.erase(opts.template_override);
+                throw std::invalid_argument(std::string("invalid chat template: ") + e.what());
+            }
+        }
+        tmpls = slot;
     }
     common_chat_templates_inputs in;
     try {
@@ -269,7 +278,7 @@ ChatRender Model::render_chat(const ChatRenderOptions & opts) const {
     in.add_eos               = info_.add_eos;
     common_chat_params p;
     try {
-        p = common_chat_templates_apply(tmpls, in);
+        p = common_chat_templates_apply(tmpls.get(), in);
     } catch (const std::exception & e) {
         throw std::invalid_argument(std::string("chat template error: ") + e.what());
     }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -116,6 +117,8 @@ class Model {
     const llama_vocab *        vocab_ = nullptr;
     ModelInfo                  info_;
     std::shared_ptr<common_chat_templates> templates_;
+    mutable std::mutex                     override_mu_;  // guards the compiled template overrides
+    mutable std::map<std::string, std::shared_ptr<common_chat_templates>> overrides_;
     std::vector<llama_adapter_lora *> loras_;
 };
 
