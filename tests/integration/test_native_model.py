@@ -159,3 +159,13 @@ def test_copy_of_model_loads(tmp_path, smollm2_path):
         assert loaded.info.architecture == "llama"
     finally:
         loaded.close()
+
+
+def test_llama_cpp_log_reaches_python_logging(smollm2_path, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="a3s_power.llama")
+    loaded = load_model(smollm2_path, num_ctx=256)
+    loaded.close()
+    messages = [r.getMessage() for r in caplog.records if r.name == "a3s_power.llama"]
+    assert any("llama_model_loader" in m or "print_info" in m for m in messages), messages[:5]

@@ -1,0 +1,441 @@
+"""
+A3S Power native core (llama.cpp)
+"""
+from __future__ import annotations
+import collections.abc
+import numpy
+import numpy.typing
+import typing
+__all__: list[str] = ['BusyError', 'Channel', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'SamplingParams', 'drain_logs', 'json_schema_to_grammar', 'quantize', 'quantize_types', 'set_log_echo', 'system_info', 'validate_gguf']
+class EngineError(RuntimeError):
+    pass
+class BusyError(RuntimeError):
+    pass
+class ModelError(ValueError):
+    pass
+class ModelParams:
+    use_mlock: bool
+    use_mmap: bool
+    vocab_only: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def lora_paths(self) -> list[str]:
+        ...
+    @lora_paths.setter
+    def lora_paths(self, arg0: collections.abc.Sequence[str]) -> None:
+        ...
+    @property
+    def main_gpu(self) -> int:
+        ...
+    @main_gpu.setter
+    def main_gpu(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_gpu_layers(self) -> int:
+        ...
+    @n_gpu_layers.setter
+    def n_gpu_layers(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class ModelInfo:
+    @property
+    def add_bos(self) -> bool:
+        ...
+    @property
+    def add_eos(self) -> bool:
+        ...
+    @property
+    def architecture(self) -> str:
+        ...
+    @property
+    def bos_token(self) -> int:
+        ...
+    @property
+    def chat_template(self) -> str:
+        ...
+    @property
+    def context_length(self) -> int:
+        ...
+    @property
+    def description(self) -> str:
+        ...
+    @property
+    def embedding_length(self) -> int:
+        ...
+    @property
+    def eog_tokens(self) -> list[int]:
+        ...
+    @property
+    def eos_token(self) -> int:
+        ...
+    @property
+    def file_type(self) -> str:
+        ...
+    @property
+    def has_decoder(self) -> bool:
+        ...
+    @property
+    def has_encoder(self) -> bool:
+        ...
+    @property
+    def is_recurrent(self) -> bool:
+        ...
+    @property
+    def metadata(self) -> dict[str, str]:
+        ...
+    @property
+    def n_head(self) -> int:
+        ...
+    @property
+    def n_head_kv(self) -> int:
+        ...
+    @property
+    def n_layer(self) -> int:
+        ...
+    @property
+    def n_vocab(self) -> int:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def parameter_count(self) -> int:
+        ...
+    @property
+    def pooling_type(self) -> int:
+        ...
+    @property
+    def size_bytes(self) -> int:
+        ...
+class ChatRender:
+    @property
+    def additional_stops(self) -> list[str]:
+        ...
+    @property
+    def format(self) -> str:
+        ...
+    @property
+    def generation_prompt(self) -> str:
+        ...
+    @property
+    def grammar(self) -> str:
+        ...
+    @property
+    def grammar_lazy(self) -> bool:
+        ...
+    @property
+    def parser(self) -> str:
+        ...
+    @property
+    def preserved_tokens(self) -> list[str]:
+        ...
+    @property
+    def prompt(self) -> str:
+        ...
+    @property
+    def supports_thinking(self) -> bool:
+        ...
+    @property
+    def thinking_end_tags(self) -> list[str]:
+        ...
+    @property
+    def thinking_start_tag(self) -> str:
+        ...
+    @property
+    def trigger_patterns(self) -> list[str]:
+        ...
+    @property
+    def trigger_words(self) -> list[str]:
+        ...
+class Model:
+    @staticmethod
+    def load(path: str, params: ModelParams = ...) -> Model:
+        """
+        Load a GGUF model; raises ModelError
+        """
+    def check_grammar(self, gbnf: str) -> None:
+        ...
+    def detokenize(self, tokens: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], remove_special: bool = False, unparse_special: bool = False) -> str:
+        ...
+    def is_eog(self, token: typing.SupportsInt | typing.SupportsIndex) -> bool:
+        ...
+    def render_chat(self, messages_json: str, tools_json: str = '', tool_choice: str = 'auto', json_schema: str = '', template_override: str = '', add_generation_prompt: bool = True, enable_thinking: bool = True, parallel_tool_calls: bool = False, kwargs: collections.abc.Mapping[str, str] = {}) -> ChatRender:
+        """
+        Render an OpenAI-shaped message list (JSON) with the model's chat template
+        """
+    def token_to_piece(self, token: typing.SupportsInt | typing.SupportsIndex, special: bool = False) -> bytes:
+        ...
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        ...
+    @property
+    def info(self) -> ModelInfo:
+        ...
+    @property
+    def n_lora(self) -> int:
+        ...
+    @property
+    def path(self) -> str:
+        ...
+class SamplingParams:
+    generation_prompt: str
+    grammar: str
+    grammar_lazy: bool
+    ignore_eos: bool
+    penalize_newline: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def frequency_penalty(self) -> float:
+        ...
+    @frequency_penalty.setter
+    def frequency_penalty(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def logit_bias(self) -> list[tuple[int, float]]:
+        ...
+    @logit_bias.setter
+    def logit_bias(self, arg0: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]) -> None:
+        ...
+    @property
+    def min_p(self) -> float:
+        ...
+    @min_p.setter
+    def min_p(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def mirostat(self) -> int:
+        ...
+    @mirostat.setter
+    def mirostat(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def mirostat_eta(self) -> float:
+        ...
+    @mirostat_eta.setter
+    def mirostat_eta(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def mirostat_tau(self) -> float:
+        ...
+    @mirostat_tau.setter
+    def mirostat_tau(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def presence_penalty(self) -> float:
+        ...
+    @presence_penalty.setter
+    def presence_penalty(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def preserved_tokens(self) -> list[str]:
+        ...
+    @preserved_tokens.setter
+    def preserved_tokens(self, arg0: collections.abc.Sequence[str]) -> None:
+        ...
+    @property
+    def repeat_last_n(self) -> int:
+        ...
+    @repeat_last_n.setter
+    def repeat_last_n(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def repeat_penalty(self) -> float:
+        ...
+    @repeat_penalty.setter
+    def repeat_penalty(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def seed(self) -> int:
+        ...
+    @seed.setter
+    def seed(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def temperature(self) -> float:
+        ...
+    @temperature.setter
+    def temperature(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def top_k(self) -> int:
+        ...
+    @top_k.setter
+    def top_k(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def top_p(self) -> float:
+        ...
+    @top_p.setter
+    def top_p(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def trigger_patterns(self) -> list[str]:
+        ...
+    @trigger_patterns.setter
+    def trigger_patterns(self, arg0: collections.abc.Sequence[str]) -> None:
+        ...
+    @property
+    def trigger_words(self) -> list[str]:
+        ...
+    @trigger_words.setter
+    def trigger_words(self, arg0: collections.abc.Sequence[str]) -> None:
+        ...
+    @property
+    def typical_p(self) -> float:
+        ...
+    @typical_p.setter
+    def typical_p(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class GenerateRequest:
+    cache_prompt: bool
+    logprobs: bool
+    sampling: SamplingParams
+    shift: bool
+    truncate: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def lora_scales(self) -> list[float]:
+        ...
+    @lora_scales.setter
+    def lora_scales(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def n_keep(self) -> int:
+        ...
+    @n_keep.setter
+    def n_keep(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_predict(self) -> int:
+        ...
+    @n_predict.setter
+    def n_predict(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def prompt(self) -> list[int]:
+        ...
+    @prompt.setter
+    def prompt(self, arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def stop(self) -> list[str]:
+        ...
+    @stop.setter
+    def stop(self, arg0: collections.abc.Sequence[str]) -> None:
+        ...
+    @property
+    def top_logprobs(self) -> int:
+        ...
+    @top_logprobs.setter
+    def top_logprobs(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class EngineParams:
+    cache_type_k: str
+    cache_type_v: str
+    embeddings: bool
+    kv_unified: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def flash_attn(self) -> int:
+        ...
+    @flash_attn.setter
+    def flash_attn(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def max_queue(self) -> int:
+        ...
+    @max_queue.setter
+    def max_queue(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_batch(self) -> int:
+        ...
+    @n_batch.setter
+    def n_batch(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_ctx(self) -> int:
+        ...
+    @n_ctx.setter
+    def n_ctx(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_parallel(self) -> int:
+        ...
+    @n_parallel.setter
+    def n_parallel(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_threads(self) -> int:
+        ...
+    @n_threads.setter
+    def n_threads(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_threads_batch(self) -> int:
+        ...
+    @n_threads_batch.setter
+    def n_threads_batch(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_ubatch(self) -> int:
+        ...
+    @n_ubatch.setter
+    def n_ubatch(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def pooling(self) -> int:
+        ...
+    @pooling.setter
+    def pooling(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class Channel:
+    def cancel(self) -> None:
+        ...
+    def drain(self) -> tuple[list, typing.Any]:
+        """
+        Non-blocking: ([(text, tokens, logprobs|None)], completion dict or None); raises EngineError
+        """
+    def fileno(self) -> int:
+        ...
+    def wait(self, timeout_ms: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class Engine:
+    def __init__(self, model: Model, params: EngineParams = ...) -> None:
+        ...
+    def embed(self, inputs: collections.abc.Sequence[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]], normalize: bool = True, truncate: bool = True) -> tuple[numpy.typing.NDArray[numpy.float32], list[int]]:
+        ...
+    def shutdown(self, reason: str = 'model unloaded') -> None:
+        ...
+    def stats(self) -> dict:
+        ...
+    def submit(self, request: GenerateRequest) -> Channel:
+        ...
+    @property
+    def n_ctx(self) -> int:
+        ...
+def drain_logs() -> list[tuple[int, str]]:
+    """
+    Complete llama.cpp log lines so far as (level, text)
+    """
+def json_schema_to_grammar(schema_json: str) -> str:
+    ...
+def quantize(src_path: str, dst_path: str, ftype: str, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    """
+    Quantize an F16/BF16/F32 GGUF to `ftype` (e.g. q4_K_M)
+    """
+def quantize_types() -> list[str]:
+    ...
+def set_log_echo(on: bool) -> None:
+    ...
+def system_info() -> str:
+    """
+    llama.cpp system info string
+    """
+def validate_gguf(path: str) -> None:
+    """
+    Check a GGUF file's header and size; raises ModelError
+    """
+LLAMA_CPP_COMMIT: str = '0c1e57098bba43ac29e6e3b677cdceebdd22334f'
