@@ -1,0 +1,72 @@
+"""Where things live in an Ollama-format models directory, and how the root is chosen."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from a3s_power.store.names import ModelName, blob_filename
+
+PARTIAL_MARK = "-partial"
+
+
+def default_models_root(env: Mapping[str, str] | None = None) -> Path:
+    """`$OLLAMA_MODELS`, else `$A3S_POWER_HOME/models`, else `~/.a3s/power/models`."""
+    env = os.environ if env is None else env
+    ollama_models = _clean(env.get("OLLAMA_MODELS", ""))
+    if ollama_models:
+        return Path(ollama_models).expanduser()
+    home = _clean(env.get("A3S_POWER_HOME", ""))
+    if home:
+        return Path(home).expanduser() / "models"
+    user_home = _clean(env.get("HOME", "")) or str(Path.home())
+    return Path(user_home).expanduser() / ".a3s" / "power" / "models"
+
+
+def _clean(value: str) -> str:
+    """Ollama trims spaces and surrounding quotes from every environment value."""
+    return value.strip().strip("\"'").strip()
+
+
+class StoreLayout:
+    """Path arithmetic only; it never touches the disk except in the iterators."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.manifests = self.root / "manifests"
+        self.blobs = self.root / "blobs"
+
+    def manifest_path(self, name: ModelName) -> Path:
+        return self.manifests.joinpath(*name.parts)
+
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs / blob_filename(digest)
+
+    def partial_path(self, digest: str) -> Path:
+        return self.blobs / (blob_filename(digest) + PARTIAL_MARK)
+
+    def partial_part_path(self, digest: str, index: int) -> Path:
+        return self.blobs / f"{blob_filename(digest)}{PARTIAL_MARK}-{index}"
+
+    def ensure(self) -> None:
+        self.manifests.mkdir(parents=True, exist_ok=True)
+        self.blobs.mkdir(parents=True, exist_ok=True)
+
+    def iter_manifest_files(self) -> Iterator[tuple[tuple[str, str, str, str], Path]]:
+        """Every file exactly four levels below manifests/ (Ollama's `*/*/*/*` glob)."""
+        if not self.manifests.is_dir():
+            return
+        for host in _subdirs(self.manifests):
+            for namespace in _subdirs(host):
+                for model in _subdirs(namespace):
+                    for tag in sorted(model.iterdir()):
+                        if tag.is_file() and not tag.name.startswith("."):
+                            yield (host.name, namespace.name, model.name, tag.name), tag
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
