@@ -123,3 +123,56 @@ def write_tiny_llama_gguf(path: Path, *, dtype: Any = np.float32) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+class DockerRegistry:
+    """Debian's docker-registry (distribution 2.8) on a free 127.0.0.1 port with a temp storage dir."""
+
+    def __init__(self, workdir: Path, *, htpasswd: Path | None = None) -> None:
+        import shutil
+        import subprocess
+
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise FileNotFoundError("docker-registry is not installed (apt-get install -y docker-registry)")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = workdir / "data"
+        self.data.mkdir(parents=True, exist_ok=True)
+        auth = ""
+        if htpasswd is not None:
+            auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n"
+        config = workdir / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.data}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n{auth}"
+        )
+        self.log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen([binary, "serve", str(config)], stdout=self.log, stderr=self.log)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"docker-registry exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.url + "/v2/", timeout=1).status_code in (200, 401):
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise TimeoutError("docker-registry did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except Exception:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()

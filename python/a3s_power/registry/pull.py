@@ -1,0 +1,96 @@
+"""`pull`: fetch a model into the store, streaming Ollama's progress objects.
+
+Sources, in order: `http(s)://….gguf` URLs; any OCI registry (Ollama's, Hugging Face's `hf.co`, a local
+docker-registry); Hugging Face's file API when `hf.co` has no registry manifest; and the built-in
+offline packages (`gemma3:270m`) when the registry cannot be reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from a3s_power.registry.builtin import builtin_for, pull_builtin
+from a3s_power.registry.client import RegistryClient, RegistryUnreachable
+from a3s_power.registry.download import BlobDownload
+from a3s_power.registry.options import HF_HOSTS, RegistryOptions, options_from_env
+from a3s_power.registry.progress import track
+from a3s_power.registry.sources import is_direct_url, pull_direct_url, pull_hf_files
+from a3s_power.store.errors import ManifestNotFound, StoreError
+from a3s_power.store.manifest import Manifest
+from a3s_power.store.names import ModelName, parse_name, short_digest
+from a3s_power.store.store import ModelStore, env_flag
+
+Event = dict[str, Any]
+
+
+async def pull_model(
+    store: ModelStore,
+    model: str,
+    *,
+    insecure: bool = False,
+    options: RegistryOptions | None = None,
+) -> AsyncIterator[Event]:
+    """Async iterator of progress dicts; raises a StoreError subclass on failure (nothing half-visible)."""
+    options = (options or options_from_env()).with_insecure(insecure)
+    if is_direct_url(model):
+        async for event in pull_direct_url(store, model, options):
+            yield event
+        return
+    name = parse_name(model)
+    yield {"status": "pulling manifest"}
+    try:
+        async with RegistryClient(name, options) as client:
+            try:
+                raw = await client.get_manifest(name.tag)
+            except ManifestNotFound:
+                if name.host.lower() not in HF_HOSTS:
+                    raise
+                async for event in pull_hf_files(store, name, options, client.http):
+                    yield event
+                return
+            async for event in _pull_layers(store, client, name, raw):
+                yield event
+    except RegistryUnreachable:
+        builtin = builtin_for(name) if options.offline_fallback else None
+        if builtin is None:
+            raise
+        async for event in pull_builtin(store, name, builtin, options):
+            yield event
+
+
+async def _pull_layers(
+    store: ModelStore, client: RegistryClient, name: ModelName, raw: bytes
+) -> AsyncIterator[Event]:
+    manifest = Manifest.from_bytes(raw)
+    downloads: list[BlobDownload] = []
+    for layer in manifest.all_blobs():
+        status = f"pulling {short_digest(layer.digest)}"
+        if store.has_blob(layer.digest):
+            yield {"status": status, "digest": layer.digest, "total": layer.size, "completed": layer.size}
+            continue
+        download = BlobDownload(client, store.layout, layer.digest, layer.size)
+        async for event in track(
+            download.run, status, layer.digest, layer.size, client.options.progress_interval
+        ):
+            yield event
+        downloads.append(download)
+    yield {"status": "verifying sha256 digest"}
+    for download in downloads:
+        download.finish()
+    yield {"status": "writing manifest"}
+    old = _existing(store, name)
+    store.write_manifest(name, raw)
+    if old is not None and not env_flag(store.env, "OLLAMA_NOPRUNE"):
+        new_digests = {layer.digest for layer in manifest.all_blobs()}
+        if any(layer.digest not in new_digests for layer in old.all_blobs()):
+            yield {"status": "removing unused layers"}
+            store.remove_orphans_of(old)
+    yield {"status": "success"}
+
+
+def _existing(store: ModelStore, name: ModelName) -> Manifest | None:
+    try:
+        return store.read_manifest(name)[1]
+    except StoreError:
+        return None
