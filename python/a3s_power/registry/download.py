@@ -27,7 +27,6 @@ from a3s_power.store.layout import StoreLayout
 from a3s_power.store.names import normalize_digest
 
 ProgressFn = Callable[[int], None]
-_READ_CHUNK = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -73,13 +72,21 @@ def _load_parts(layout: StoreLayout, digest: str, planned: list[Part]) -> list[P
     return loaded
 
 
+def same_origin(a: str, b: str) -> bool:
+    """Credentials only go back to the registry itself, never to a redirect target (e.g. a CDN)."""
+    ua, ub = httpx.URL(a), httpx.URL(b)
+    return (ua.scheme, ua.host, ua.port) == (ub.scheme, ub.host, ub.port)
+
+
 def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     first = group.exceptions[0]
     return first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def remove_partial(layout: StoreLayout, digest: str) -> None:
-    for path in layout.blobs.glob(layout.partial_path(digest).name + "*"):
+    """Delete a download's partial file, its part records and temp files a killed writer left."""
+    name = layout.partial_path(digest).name
+    for path in [*layout.blobs.glob(name + "*"), *layout.blobs.glob("." + name + "*")]:
         with contextlib.suppress(OSError):
             path.unlink()
 
@@ -161,7 +168,7 @@ class BlobDownload:
             response = await self.client.request("GET", url, headers={"Range": "bytes=0-0"})
             if response.is_redirect:
                 url = str(response.url.join(response.headers["Location"]))
-                if httpx.URL(url).host != httpx.URL(self.client.base).host:
+                if not same_origin(url, self.client.base):
                     return url
                 continue
             if response.status_code in (200, 206):
@@ -195,7 +202,7 @@ class BlobDownload:
     async def _fetch_part(self, url: str, part: Part, on_progress: ProgressFn) -> None:
         start = part.offset + part.completed
         end = part.offset + part.size - 1
-        with_auth = httpx.URL(url).host == httpx.URL(self.client.base).host
+        with_auth = same_origin(url, self.client.base)
         async with self.client.stream(
             "GET", url, headers={"Range": f"bytes={start}-{end}"}, with_auth=with_auth
         ) as r:
@@ -206,7 +213,7 @@ class BlobDownload:
             else:
                 await r.aread()
                 raise registry_error(r, f"pull blob {self.digest}")
-            async for chunk in r.aiter_bytes(_READ_CHUNK):
+            async for chunk in r.aiter_bytes():
                 if skip:
                     drop = min(skip, len(chunk))
                     chunk = chunk[drop:]
@@ -257,7 +264,7 @@ async def download_url_resumable(
         with open(partial, "r+b" if have else "wb") as handle:
             handle.seek(have)
             handle.truncate()
-            async for chunk in response.aiter_bytes(_READ_CHUNK):
+            async for chunk in response.aiter_bytes():
                 handle.write(chunk)
                 have += len(chunk)
                 on_progress(have, max(total, have))

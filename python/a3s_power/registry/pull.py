@@ -7,6 +7,7 @@ offline packages (`gemma3:270m`) when the registry cannot be reached.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -76,8 +77,14 @@ async def _pull_layers(
             yield event
         downloads.append(download)
     yield {"status": "verifying sha256 digest"}
-    for download in downloads:
-        download.finish()
+    failures: list[StoreError] = []
+    for download in downloads:  # publish every good blob (a cache hit next time), then report the bad one
+        try:
+            await asyncio.to_thread(download.finish)
+        except StoreError as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
     yield {"status": "writing manifest"}
     old = _existing(store, name)
     store.write_manifest(name, raw)
