@@ -11,7 +11,7 @@ import pytest
 from _store_helpers import DockerRegistry, collect, smollm2_path, write_tiny_gguf
 from a3s_power.registry import RegistryOptions, pull_model, push_model
 from a3s_power.store.create import CreateRequest, create_events
-from a3s_power.store.errors import InsecureProtocol, ManifestNotFound
+from a3s_power.store.errors import InsecureProtocol, ManifestNotFound, RegistryError
 from a3s_power.store.store import ModelStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -119,3 +119,43 @@ def test_pull_errors_from_real_registry(docker_registry: DockerRegistry, tmp_pat
     with pytest.raises(InsecureProtocol, match="insecure protocol http"):
         collect(pull_model(store, f"http://{host}/library/absent:latest", options=_options()))
     assert store.list_models() == []
+
+
+def _htpasswd(path: Path, user: str, password: str) -> Path | None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import crypt
+        except ImportError:
+            return None
+        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+    if not hashed or not hashed.startswith("$2"):
+        return None
+    path.write_text(f"{user}:{hashed}\n")
+    return path
+
+
+def test_push_and_pull_with_basic_auth(tmp_path: Path) -> None:
+    htpasswd = _htpasswd(tmp_path / "htpasswd", "alice", "s3cret")
+    if htpasswd is None:
+        pytest.skip("no bcrypt support in crypt(3) to write an htpasswd file")
+    try:
+        registry = DockerRegistry(tmp_path / "registry", htpasswd=htpasswd)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    try:
+        store = ModelStore(tmp_path / "models", env={})
+        name = f"127.0.0.1:{registry.port}/private/tiny:v1"
+        _make_model(store, name, write_tiny_gguf(tmp_path / "tiny.gguf"))
+        with pytest.raises(RegistryError) as err:
+            collect(push_model(store, name, insecure=True, options=_options()))
+        assert err.value.http_status == 401
+        good = _options(username="alice", password="s3cret")
+        assert collect(push_model(store, name, insecure=True, options=good))[-1] == {"status": "success"}
+        other = ModelStore(tmp_path / "other", env={})
+        assert collect(pull_model(other, name, insecure=True, options=good))[-1] == {"status": "success"}
+        assert other.read_manifest_bytes(name)[1] == store.read_manifest_bytes(name)[1]
+    finally:
+        registry.stop()
