@@ -11,6 +11,7 @@ void bind_model(py::module_ & m) {
         .def_readwrite("use_mmap", &ModelParams::use_mmap)
         .def_readwrite("use_mlock", &ModelParams::use_mlock)
         .def_readwrite("vocab_only", &ModelParams::vocab_only)
+        .def_readwrite("cpu_repack", &ModelParams::cpu_repack)
         .def_readwrite("lora_paths", &ModelParams::lora_paths);
 
     py::class_<ModelInfo>(m, "ModelInfo")

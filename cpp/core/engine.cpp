@@ -141,9 +141,10 @@ Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params) : mode
         throw std::runtime_error("failed to create a llama.cpp context (n_ctx " + std::to_string(cp.n_ctx) +
                                  "); try a smaller num_ctx");
     }
-    n_ctx_slot_ = params_.embeddings ? (int32_t) llama_n_ctx(ctx_)
-                  : params_.kv_unified ? std::min<int32_t>(params_.n_ctx, (int32_t) llama_n_ctx(ctx_))
-                                       : (int32_t) llama_n_ctx_seq(ctx_);
+    // llama.cpp pads context sizes to 256; a slot still holds exactly the num_ctx asked for
+    n_ctx_slot_ = std::min<int32_t>(params_.n_ctx, params_.embeddings   ? (int32_t) llama_n_ctx(ctx_)
+                                                   : params_.kv_unified ? (int32_t) llama_n_ctx(ctx_)
+                                                                        : (int32_t) llama_n_ctx_seq(ctx_));
     n_batch_    = (int32_t) llama_n_batch(ctx_);
     batch_      = std::make_unique<common_batch>(ctx_);
     const int32_t n_slots = params_.embeddings ? 1 : params_.n_parallel;
@@ -194,8 +195,14 @@ std::shared_ptr<Channel> Engine::submit(GenerateRequest req) {
     }
     req.lora_scales.resize(model_->n_lora(), 0.0f);
     req.stop.erase(std::remove(req.stop.begin(), req.stop.end(), std::string()), req.stop.end());
-    if ((int32_t) req.prompt.size() > n_ctx_slot_ && !req.truncate) {
-        throw std::invalid_argument("the input length exceeds the context length");
+    if ((int32_t) req.prompt.size() >= n_ctx_slot_ && !req.truncate) {
+        throw std::invalid_argument(
+            "the prompt is longer than the context length currently available to the model; shorten the prompt, "
+            "adjust the context length in settings, or use a model with a longer context length");
+    }
+    if (req.sampling.repeat_last_n < 0) req.sampling.repeat_last_n = n_ctx_slot_;  // Ollama: -1 = num_ctx
+    if (req.n_predict < 0 || req.n_predict > 10 * n_ctx_slot_) {
+        req.n_predict = 10 * n_ctx_slot_;  // Ollama bounds generation to 10 x num_ctx
     }
     if (!req.sampling.grammar.empty()) {
         check_grammar(*model_, req.sampling.grammar);  // reject bad grammars before queueing
@@ -342,12 +349,15 @@ void Engine::start_slot(Slot & slot, std::unique_ptr<Job> job) {
     slot.generated.clear();
     slot.i_batch = -1;
 
-    // Ollama semantics: an over-long prompt keeps num_keep tokens and the most recent tail.
+    // Ollama semantics: a prompt that does not fit keeps its first num_keep (+BOS) tokens and the
+    // most recent tail, shortened to num_ctx - max((num_ctx - num_keep) / 2, 1) tokens.
     std::vector<int32_t> prompt = req.prompt;
-    const int32_t        limit  = n_ctx_slot_;
-    if ((int32_t) prompt.size() > limit) {
-        const int32_t keep    = std::clamp(req.n_keep, 0, limit / 2);
-        const int32_t discard = (int32_t) prompt.size() - limit;
+    const int32_t        n_ctx  = n_ctx_slot_;
+    if ((int32_t) prompt.size() >= n_ctx) {
+        const int32_t bos     = model_->info().add_bos ? 1 : 0;
+        const int32_t keep    = std::clamp(req.n_keep + bos, 0, n_ctx - 4);
+        const int32_t target  = n_ctx - std::max((n_ctx - keep) / 2, 1);
+        const int32_t discard = (int32_t) prompt.size() - target;
         prompt.erase(prompt.begin() + keep, prompt.begin() + keep + discard);
         slot.done.truncated = discard;
     }

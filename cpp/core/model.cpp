@@ -82,6 +82,7 @@ std::shared_ptr<Model> Model::load(const std::string & path, const ModelParams &
     mp.n_gpu_layers       = params.n_gpu_layers;
     mp.main_gpu           = params.main_gpu;
     mp.vocab_only         = params.vocab_only;
+    mp.use_extra_bufts    = params.cpu_repack;
     if (params.use_mlock) {
         mp.load_mode = params.use_mmap ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MLOCK;
     } else if (!params.use_mmap) {

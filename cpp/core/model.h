@@ -28,6 +28,7 @@ struct ModelParams {
     bool        use_mmap     = true;
     bool        use_mlock    = false;
     bool        vocab_only   = false;
+    bool        cpu_repack   = true;   // llama.cpp's repacked CPU weight layouts (faster, batch-size dependent rounding)
     std::vector<std::string> lora_paths;  // adapters loaded with the model
 };
 

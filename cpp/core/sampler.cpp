@@ -62,17 +62,12 @@ common_sampler * make_sampler(const Model & model, const SamplingParams & p) {
         model.check_tokens({b.first});
         c.logit_bias.push_back({b.first, b.second});
     }
-    const llama_vocab * vocab = model.vocab();
     if (p.ignore_eos) {
         for (int32_t t : model.info().eog_tokens) {
             c.logit_bias_eog.push_back({t, -INFINITY});
         }
     }
-    if (!p.penalize_newline) {
-        // Ollama: the newline token is exempt from penalties; approximate by restoring its logit
-        // through a zero bias is impossible, so exclude it from the repeat window instead.
-        // (llama.cpp has no per-token exemption; penalties still apply to other tokens.)
-    }
+    // penalize_newline is accepted and ignored, as in Ollama's current runner (deprecated option)
     if (!p.grammar.empty()) {
         check_grammar(model, p.grammar);
         c.grammar      = common_grammar(COMMON_GRAMMAR_TYPE_USER, p.grammar);
@@ -101,7 +96,6 @@ common_sampler * make_sampler(const Model & model, const SamplingParams & p) {
         }
     }
     c.generation_prompt = p.generation_prompt;
-    (void) vocab;
     common_sampler * s = nullptr;
     try {
         s = common_sampler_init(model.raw(), c);

@@ -20,7 +20,7 @@ struct SamplingParams {
     float    top_p             = 0.9f;
     float    min_p             = 0.0f;
     float    typical_p         = 1.0f;
-    float    repeat_penalty    = 1.1f;
+    float    repeat_penalty    = 1.0f;
     int32_t  repeat_last_n     = 64;
     float    presence_penalty  = 0.0f;
     float    frequency_penalty = 0.0f;

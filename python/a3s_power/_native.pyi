@@ -14,6 +14,7 @@ class BusyError(RuntimeError):
 class ModelError(ValueError):
     pass
 class ModelParams:
+    cpu_repack: bool
     use_mlock: bool
     use_mmap: bool
     vocab_only: bool

@@ -48,3 +48,24 @@ def test_run_bad_file_is_a_clear_error(tmp_path):
     proc = cli("run", str(bad), "--prompt", "hi")
     assert proc.returncode == 1
     assert "not a GGUF" in proc.stderr
+
+
+def test_run_a_model_from_the_store(tmp_path, smollm2_path):
+    import os
+
+    from a3s_power.store.create import create_events, stage_modelfile_request
+    from a3s_power.store.modelfile import parse_modelfile
+    from a3s_power.store.store import ModelStore
+
+    store = ModelStore(tmp_path / "models")
+    request = stage_modelfile_request(
+        store, "Smol:Test", parse_modelfile(f"FROM {smollm2_path}\n").to_request(smollm2_path.parent)
+    )
+    assert list(create_events(store, request))[-1] == {"status": "success"}
+    env = {**os.environ, "OLLAMA_MODELS": str(tmp_path / "models")}
+    args = ["-p", "Name a planet.", "--temperature", "0", "-n", "12"]
+    by_name = subprocess.run([sys.executable, "-m", "a3s_power", "run", "smol:test", *args],
+                             capture_output=True, text=True, timeout=180, env=env)
+    by_path = cli("run", str(smollm2_path), *args)
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_name.stdout == by_path.stdout and by_name.stdout.strip()

@@ -26,7 +26,7 @@ class GenerationOptions:
     top_p: float = 0.9
     min_p: float = 0.0
     typical_p: float = 1.0
-    repeat_penalty: float = 1.1
+    repeat_penalty: float = 1.0
     repeat_last_n: int = 64
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
@@ -130,6 +130,8 @@ def _submit(loaded: LoadedModel, prompt: list[int], options: GenerationOptions) 
         raise Busy(str(exc)) from exc
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
+    except RuntimeError as exc:  # EngineError: the model is unloading
+        raise PowerError(str(exc)) from exc
 
 
 def _chunk(text: str, tokens: list[int], lps: list[Any] | None) -> Chunk:

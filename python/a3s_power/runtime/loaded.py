@@ -51,9 +51,16 @@ def load_model(
     use_mlock: bool = False,
     embedding: bool = False,
     lora_paths: list[str] | None = None,
+    cpu_repack: bool = True,
+    max_queue: int = 512,
 ) -> LoadedModel:
-    """Load a GGUF file and start its engine. Raises ModelLoadError with a readable reason."""
+    """Load a GGUF file and start its engine. Raises ModelLoadError with a readable reason.
+
+    `cpu_repack=False` turns off llama.cpp's repacked CPU weight layouts: slower prompt
+    processing, but a request's output no longer depends on what it is batched with.
+    """
     mp = _native.ModelParams()
+    mp.cpu_repack = cpu_repack
     mp.n_gpu_layers = num_gpu
     mp.use_mmap = use_mmap
     mp.use_mlock = use_mlock
@@ -70,6 +77,7 @@ def load_model(
     ep.n_batch = num_batch
     ep.n_threads = num_thread
     ep.embeddings = embedding
+    ep.max_queue = max_queue
     try:
         engine = _native.Engine(model, ep)
     except (RuntimeError, ValueError) as exc:
