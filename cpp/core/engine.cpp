@@ -193,7 +193,9 @@ std::shared_ptr<Channel> Engine::submit(GenerateRequest req) {
     if (!req.lora_scales.empty() && req.lora_scales.size() != model_->n_lora()) {
         throw std::invalid_argument("lora scales: expected " + std::to_string(model_->n_lora()) + " values");
     }
-    req.lora_scales.resize(model_->n_lora(), 0.0f);
+    if (req.lora_scales.empty()) {
+        req.lora_scales.assign(model_->n_lora(), 1.0f);  // as Ollama: adapters apply at full scale
+    }
     req.stop.erase(std::remove(req.stop.begin(), req.stop.end(), std::string()), req.stop.end());
     if ((int32_t) req.prompt.size() >= n_ctx_slot_ && !req.truncate) {
         throw std::invalid_argument(

@@ -54,7 +54,7 @@ struct GenerateRequest {
     std::vector<std::string> stop;
     bool                     logprobs     = false;
     int32_t                  top_logprobs = 0;     // 0..20
-    std::vector<float>       lora_scales;          // one per adapter loaded with the model
+    std::vector<float>       lora_scales;          // one per adapter loaded with the model; empty: all 1.0
 };
 
 struct EmbedRequest {

@@ -103,9 +103,15 @@ std::shared_ptr<Model> Model::load(const std::string & path, const ModelParams &
     m->vocab_ = llama_model_get_vocab(m->model_);
     for (const auto & lp : params.lora_paths) {
         validate_gguf(lp);
+        log_drain();
         llama_adapter_lora * a = llama_adapter_lora_init(m->model_, lp.c_str());
         if (a == nullptr) {
-            throw ModelError("failed to load LoRA adapter " + lp + " (does it match the base model?)");
+            std::string detail;
+            for (auto & line : log_drain()) {
+                if (line.first >= GGML_LOG_LEVEL_WARN) detail += (detail.empty() ? "" : "; ") + line.second;
+            }
+            throw ModelError("failed to load LoRA adapter " + lp +
+                             (detail.empty() ? " (does it match the base model?)" : ": " + detail));
         }
         m->loras_.push_back(a);
     }

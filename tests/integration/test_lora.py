@@ -191,3 +191,20 @@ def test_adapter_for_another_base_raises_model_load_error(smollm2_path: Path, tm
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "ModelLoadError:" in proc.stdout
     assert "LoRA" in proc.stdout and str(bad) in proc.stdout, proc.stdout
+
+
+def test_adapters_apply_at_full_scale_by_default(smollm2_path):
+    """As Ollama's ADAPTER: a request that names no scales gets every adapter at 1.0."""
+    from a3s_power.runtime import Completion, GenerationOptions, generate_sync, load_model
+
+    loaded = load_model(smollm2_path, num_ctx=512, num_thread=1, lora_paths=[str(smollm2_lora_gguf())])
+    try:
+        tokens = loaded.tokenize("Once upon a time, there was a little", True, False)
+
+        def text(**extra: object) -> str:
+            return "".join(c.text for c in generate_sync(loaded, tokens, GenerationOptions(
+                temperature=0.0, repeat_penalty=1.0, num_predict=16, **extra)) if not isinstance(c, Completion))
+
+        assert text() == text(lora_scales=[1.0]) != text(lora_scales=[0.0])
+    finally:
+        loaded.close()
