@@ -159,6 +159,7 @@ void bind_engine(py::module_ & m) {
                  d["n_ctx"]          = s.n_ctx;
                  d["n_batch"]        = s.n_batch;
                  d["n_ubatch"]       = s.n_ubatch;
+                 d["pooling"]        = s.pooling;
                  d["decode_calls"]   = s.decode_calls;
                  d["tokens_decoded"] = s.tokens_decoded;
                  return d;

@@ -68,6 +68,9 @@ void bind_model(py::module_ & m) {
                  return py::bytes(self.token_to_piece(token, special));
              }, py::arg("token"), py::arg("special") = false)
         .def("is_eog", &Model::is_eog, py::arg("token"))
+        .def("rerank_input", &Model::rerank_input, py::arg("query"), py::arg("document"),
+             py::call_guard<py::gil_scoped_release>())
+        .def_property_readonly("n_cls_out", &Model::n_cls_out)
         .def("render_chat",
              [](const Model & self, const std::string & messages_json, const std::string & tools_json,
                 const std::string & tool_choice, const std::string & json_schema,

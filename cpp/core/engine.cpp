@@ -261,6 +261,7 @@ EngineStats Engine::stats() {
     s.n_ctx    = n_ctx_slot_;
     s.n_batch  = n_batch_;
     s.n_ubatch = llama_n_ubatch(ctx_);
+    s.pooling        = ctx_ ? (int32_t) llama_pooling_type(ctx_) : -1;
     s.decode_calls   = decode_calls_.load();
     s.tokens_decoded = tokens_decoded_.load();
     return s;
@@ -613,7 +614,8 @@ void Engine::fail_slot(Slot & slot, const std::string & err) {
 void Engine::run_embed(EmbedJob & job) {
     try {
         const EmbedRequest & req    = *job.req;
-        const int32_t        n_embd = llama_model_n_embd_out(model_->raw());
+        const bool           rank   = llama_pooling_type(ctx_) == LLAMA_POOLING_TYPE_RANK;
+        const int32_t        n_embd = rank ? std::max(1, model_->n_cls_out()) : llama_model_n_embd_out(model_->raw());
         llama_memory_t       mem    = llama_get_memory(ctx_);
         std::vector<std::vector<float>> out;
         for (const auto & input : req.inputs) {
@@ -631,7 +633,7 @@ void Engine::run_embed(EmbedJob & job) {
             const float * e = llama_get_embeddings_seq(ctx_, 0);
             if (e == nullptr) throw std::runtime_error("model produced no pooled embedding");
             std::vector<float> v(e, e + n_embd);
-            if (req.normalize) {
+            if (req.normalize && !rank) {
                 double norm = 0.0;
                 for (float x : v) norm += (double) x * x;
                 norm = std::sqrt(norm);

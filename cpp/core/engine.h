@@ -66,6 +66,7 @@ struct EmbedRequest {
 struct EngineStats {
     int32_t n_slots = 0, n_active = 0, n_queued = 0;
     int64_t n_ctx = 0, n_batch = 0, n_ubatch = 0;
+    int32_t pooling = -1;  // llama_pooling_type of an embedding engine (4 = rank)
     int64_t decode_calls = 0, tokens_decoded = 0;
     std::vector<int32_t> slot_cached_tokens;
 };

@@ -242,6 +242,37 @@ std::string Model::token_to_piece(int32_t token, bool special) const {
     return std::string(buf, n);
 }
 
+std::vector<int32_t> Model::rerank_input(const std::string & query, const std::string & document) const {
+    const char * tmpl = llama_model_chat_template(model_, "rerank");
+    if (tmpl != nullptr) {
+        std::string prompt = tmpl;
+        for (const auto & kv : {std::make_pair(std::string("{query}"), query),
+                                std::make_pair(std::string("{document}"), document)}) {
+            for (size_t pos = prompt.find(kv.first); pos != std::string::npos;
+                 pos = prompt.find(kv.first, pos + kv.second.size())) {
+                prompt.replace(pos, kv.first.size(), kv.second);
+            }
+        }
+        return tokenize(prompt, false, true);
+    }
+    llama_token eos = llama_vocab_eos(vocab_);
+    if (eos == LLAMA_TOKEN_NULL) eos = llama_vocab_sep(vocab_);
+    std::vector<int32_t> out;
+    if (llama_vocab_get_add_bos(vocab_)) out.push_back(llama_vocab_bos(vocab_));
+    auto q = tokenize(query, false, false);
+    out.insert(out.end(), q.begin(), q.end());
+    if (llama_vocab_get_add_eos(vocab_)) out.push_back(eos);
+    if (llama_vocab_get_add_sep(vocab_)) out.push_back(llama_vocab_sep(vocab_));
+    auto d = tokenize(document, false, false);
+    out.insert(out.end(), d.begin(), d.end());
+    if (llama_vocab_get_add_eos(vocab_)) out.push_back(eos);
+    return out;
+}
+
+int32_t Model::n_cls_out() const {
+    return (int32_t) llama_model_n_cls_out(model_);
+}
+
 bool Model::is_eog(int32_t token) const {
     return llama_vocab_is_eog(vocab_, token);
 }

@@ -109,6 +109,11 @@ class Model {
 
     ChatRender render_chat(const ChatRenderOptions & opts) const;
 
+    // Tokens scored by a reranker for (query, document): the model's "rerank" template when it has
+    // one, else [BOS] query [EOS] [SEP] document [EOS] as the vocab asks (llama-server's recipe).
+    std::vector<int32_t> rerank_input(const std::string & query, const std::string & document) const;
+    int32_t              n_cls_out() const;
+
   private:
     Model() = default;
     void fill_info();

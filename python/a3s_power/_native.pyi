@@ -164,12 +164,17 @@ class Model:
         """
         Render an OpenAI-shaped message list (JSON) with the model's chat template
         """
+    def rerank_input(self, query: str, document: str) -> list[int]:
+        ...
     def token_to_piece(self, token: typing.SupportsInt | typing.SupportsIndex, special: bool = False) -> bytes:
         ...
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
         ...
     @property
     def info(self) -> ModelInfo:
+        ...
+    @property
+    def n_cls_out(self) -> int:
         ...
     @property
     def n_lora(self) -> int:

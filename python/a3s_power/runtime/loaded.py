@@ -9,7 +9,7 @@ from typing import Any
 
 from a3s_power import _native
 from a3s_power.chat.fallback_templates import fallback_template
-from a3s_power.errors import ModelLoadError
+from a3s_power.errors import InvalidRequest, ModelLoadError
 from a3s_power.runtime import logbridge
 
 
@@ -35,8 +35,24 @@ class LoadedModel:
         kwargs.setdefault("template_override", self.template_override)
         return self.model.render_chat(json.dumps(messages), **kwargs)
 
+    def embed(self, texts: list[str], *, normalize: bool = True, truncate: bool = True) -> tuple[Any, list[int]]:
+        """Pooled vectors ([n, dim] float32 array) and the token count of each input."""
+        inputs = [self.model.tokenize(t, True, False) for t in texts]
+        return self.engine.embed(inputs, normalize, truncate)
+
+    def rerank(self, query: str, documents: list[str], *, truncate: bool = True) -> list[float]:
+        """Relevance score of each document for `query` (needs a model with a rank head)."""
+        if self.engine.stats()["pooling"] != 4:
+            raise InvalidRequest("this model does not support reranking (load it with pooling='rank')")
+        inputs = [self.model.rerank_input(query, doc) for doc in documents]
+        scores, _ = self.engine.embed(inputs, False, truncate)
+        return [float(row[0]) for row in scores]
+
     def close(self) -> None:
         self.engine.shutdown("model unloaded")
+
+
+_POOLING = {"none": 0, "mean": 1, "cls": 2, "last": 3, "rank": 4}
 
 
 def load_model(
@@ -53,6 +69,7 @@ def load_model(
     lora_paths: list[str] | None = None,
     cpu_repack: bool = True,
     max_queue: int = 512,
+    pooling: str = "",
 ) -> LoadedModel:
     """Load a GGUF file and start its engine. Raises ModelLoadError with a readable reason.
 
@@ -78,6 +95,10 @@ def load_model(
     ep.n_threads = num_thread
     ep.embeddings = embedding
     ep.max_queue = max_queue
+    if pooling:
+        if pooling not in _POOLING:
+            raise InvalidRequest(f"unknown pooling {pooling!r}; expected one of {sorted(_POOLING)}")
+        ep.pooling = _POOLING[pooling]
     try:
         engine = _native.Engine(model, ep)
     except (RuntimeError, ValueError) as exc:
