@@ -446,8 +446,10 @@ void Engine::step() {
     common_batch & batch = *batch_;
     batch.clear();
     std::vector<Slot *> in_batch;
-    // 1. every generating slot contributes its last sampled token
-    for (Slot * s : active) {
+    // 1. every generating slot contributes its last sampled token, in slot order (stable layout)
+    for (auto & sp : slots_) {
+        Slot * s = sp.get();
+        if (s->state == Slot::State::Idle) continue;
         if (s->state != Slot::State::Generate || s->job->req.lora_scales != lora) continue;
         if (!make_room(*s)) continue;
         s->i_batch = batch.size();

@@ -35,7 +35,7 @@ struct EngineParams {
     int32_t     n_threads       = 0;     // 0: physical cores
     int32_t     n_threads_batch = 0;     // 0: same as n_threads
     int32_t     max_queue       = 512;   // waiting requests before BusyError
-    bool        kv_unified      = false; // false: one KV stream per slot (batch-invariant attention)
+    bool        kv_unified      = true;  // one KV pool for all slots (fast); false: a stream per slot (batch-invariant)
     int32_t     flash_attn      = -1;    // -1 auto, 0 off, 1 on
     std::string cache_type_k    = "f16";
     std::string cache_type_v    = "f16";
