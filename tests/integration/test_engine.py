@@ -75,8 +75,14 @@ def test_default_engine_batches_eight_streams(smollm2_path):
 
 
 QUESTIONS = [
-    "What is the capital of Italy?", "Name three colours.", "Why do cats purr?", "Explain rain briefly.",
-    "Write a haiku about snow.", "What is 12 times 12?", "Give me a fruit name.", "How do birds fly?",
+    "What is the capital of Italy?",
+    "Name three colours.",
+    "Why do cats purr?",
+    "Explain rain briefly.",
+    "Write a haiku about snow.",
+    "What is 12 times 12?",
+    "Give me a fruit name.",
+    "How do birds fly?",
 ]
 
 
@@ -167,8 +173,9 @@ def test_multiple_stops_first_match_wins(smollm2):
 
 def test_gbnf_grammar_constrains_output(smollm2):
     grammar = 'root ::= ("yes" | "no") "." '
-    text, _, final = collect(smollm2, chat_tokens(smollm2, "Is water wet?"), num_predict=10,
-                             grammar=grammar, **GREEDY)
+    text, _, final = collect(
+        smollm2, chat_tokens(smollm2, "Is water wet?"), num_predict=10, grammar=grammar, **GREEDY
+    )
     assert text in ("yes.", "no.")
 
 
@@ -192,15 +199,26 @@ SCHEMA = {
 @pytest.mark.parametrize("temperature", [0.0, 0.9])
 def test_json_schema_output_validates(smollm2, temperature):
     grammar = grammar_for_format(SCHEMA)
-    text, _, final = collect(smollm2, chat_tokens(smollm2, "Describe a person as JSON."), num_predict=200,
-                             grammar=grammar, temperature=temperature, seed=3)
+    text, _, final = collect(
+        smollm2,
+        chat_tokens(smollm2, "Describe a person as JSON."),
+        num_predict=200,
+        grammar=grammar,
+        temperature=temperature,
+        seed=3,
+    )
     assert final.done_reason == "stop", text
     jsonschema.validate(json.loads(text), SCHEMA)
 
 
 def test_json_mode_gives_an_object(smollm2):
-    text, _, final = collect(smollm2, chat_tokens(smollm2, 'Reply with {"city": <a city name>} only.'),
-                             num_predict=300, grammar=grammar_for_format("json"), **GREEDY)
+    text, _, final = collect(
+        smollm2,
+        chat_tokens(smollm2, 'Reply with {"city": <a city name>} only.'),
+        num_predict=300,
+        grammar=grammar_for_format("json"),
+        **GREEDY,
+    )
     assert final.done_reason == "stop", text
     assert isinstance(json.loads(text), dict)
 
@@ -240,7 +258,7 @@ def test_long_prompt_is_truncated_keeping_num_keep(tiny_ctx):
     assert c.truncated > 0
     assert kept == 128 - max((128 - keep) // 2, 1)  # Ollama's limit for a prompt that does not fit
     assert c.context[:keep] == tokens[:keep]  # (BOS +) num_keep tokens survive
-    assert c.context[keep:kept] == tokens[len(tokens) - (kept - keep):]  # then the most recent tail
+    assert c.context[keep:kept] == tokens[len(tokens) - (kept - keep) :]  # then the most recent tail
 
 
 def test_long_prompt_refused_when_truncate_is_false(tiny_ctx):
@@ -272,7 +290,9 @@ def test_queue_limit_raises_busy(smollm2_path):
     ep.n_ctx, ep.n_parallel, ep.max_queue = 256, 1, 2
     engine = _native.Engine(model, ep)
     try:
-        req = GenerationOptions(num_predict=400, ignore_eos=True, **GREEDY).to_request(model.tokenize("Hi", True, False))
+        req = GenerationOptions(num_predict=400, ignore_eos=True, **GREEDY).to_request(
+            model.tokenize("Hi", True, False)
+        )
         channels = [engine.submit(req)]
         deadline = time.monotonic() + 10
         while engine.stats()["n_active"] != 1:  # the first takes the only slot
@@ -301,10 +321,14 @@ def test_busy_maps_to_the_error_hierarchy(smollm2_path):
 def test_more_requests_than_slots_all_complete(smollm2_path):
     loaded = load_model(smollm2_path, num_ctx=256, num_parallel=2)
     try:
+
         async def one(i: int) -> Completion:
             final = None
-            async for item in generate(loaded, loaded.tokenize(f"Number {i}:", True, False),
-                                       GenerationOptions(num_predict=12, ignore_eos=True, **GREEDY)):
+            async for item in generate(
+                loaded,
+                loaded.tokenize(f"Number {i}:", True, False),
+                GenerationOptions(num_predict=12, ignore_eos=True, **GREEDY),
+            ):
                 if isinstance(item, Completion):
                     final = item
             assert final is not None
@@ -326,8 +350,11 @@ def test_unloading_while_generating_ends_requests_with_an_error(smollm2_path):
 
     def consume() -> None:
         try:
-            for _ in generate_sync(loaded, loaded.tokenize("Go on forever", True, False),
-                                   GenerationOptions(num_predict=5000, ignore_eos=True, **GREEDY)):
+            for _ in generate_sync(
+                loaded,
+                loaded.tokenize("Go on forever", True, False),
+                GenerationOptions(num_predict=5000, ignore_eos=True, **GREEDY),
+            ):
                 pass
         except PowerError as exc:
             errors.append(str(exc))
@@ -355,15 +382,24 @@ def test_logit_bias_bans_a_token(smollm2):
 def test_penalties_change_greedy_output(smollm2):
     tokens = smollm2.tokenize("1 1 1 1 1 1 1 1 1 1", True, False)
     plain, _, _ = collect(smollm2, tokens, num_predict=16, **GREEDY)
-    penalised, _, _ = collect(smollm2, tokens, num_predict=16, temperature=0.0, repeat_penalty=1.8,
-                              presence_penalty=1.0, frequency_penalty=1.0)
+    penalised, _, _ = collect(
+        smollm2,
+        tokens,
+        num_predict=16,
+        temperature=0.0,
+        repeat_penalty=1.8,
+        presence_penalty=1.0,
+        frequency_penalty=1.0,
+    )
     assert plain.count("1") > penalised.count("1")
 
 
 @pytest.mark.parametrize("mirostat", [1, 2])
 def test_mirostat_is_seeded(smollm2, mirostat):
     tokens = smollm2.tokenize("A poem about trees:", True, False)
-    opts = dict(num_predict=20, mirostat=mirostat, mirostat_tau=3.0, mirostat_eta=0.2, seed=11, temperature=0.9)
+    opts = dict(
+        num_predict=20, mirostat=mirostat, mirostat_tau=3.0, mirostat_eta=0.2, seed=11, temperature=0.9
+    )
     a, _, _ = collect(smollm2, tokens, **opts)
     b, _, _ = collect(smollm2, tokens, **opts)
     assert a == b and a
@@ -375,8 +411,9 @@ def test_seeds_are_reproducible_under_concurrency(smollm2):
     alone = [collect(smollm2, t, **opts)[0] for t in tokens]
 
     async def one(t: list[int]) -> str:
-        return "".join([c.text async for c in generate(smollm2, t, GenerationOptions(**opts))
-                        if isinstance(c, Chunk)])
+        return "".join(
+            [c.text async for c in generate(smollm2, t, GenerationOptions(**opts)) if isinstance(c, Chunk)]
+        )
 
     async def main() -> list[str]:
         return await asyncio.gather(*(one(t) for t in tokens))

@@ -202,8 +202,9 @@ def test_adapters_apply_at_full_scale_by_default(smollm2_path):
         tokens = loaded.tokenize("Once upon a time, there was a little", True, False)
 
         def text(**extra: object) -> str:
-            return "".join(c.text for c in generate_sync(loaded, tokens, GenerationOptions(
-                temperature=0.0, repeat_penalty=1.0, num_predict=16, **extra)) if not isinstance(c, Completion))
+            options = GenerationOptions(temperature=0.0, repeat_penalty=1.0, num_predict=16, **extra)
+            items = generate_sync(loaded, tokens, options)
+            return "".join(c.text for c in items if not isinstance(c, Completion))
 
         assert text() == text(lora_scales=[1.0]) != text(lora_scales=[0.0])
     finally:

@@ -34,8 +34,9 @@ def greedy(**extra):
 
 
 def test_greedy_is_deterministic(smollm2):
-    tokens = smollm2.tokenize(smollm2.render_chat([{"role": "user", "content": "Count to five."}]).prompt,
-                              True, True)
+    tokens = smollm2.tokenize(
+        smollm2.render_chat([{"role": "user", "content": "Count to five."}]).prompt, True, True
+    )
     first, c1 = run_text(smollm2, tokens, **greedy(num_predict=40))
     second, c2 = run_text(smollm2, tokens, **greedy(num_predict=40))
     assert first and first == second
@@ -66,10 +67,17 @@ def test_greedy_matches_llama_cpp(model_name, smollm2, gemma3, llama_cpp_referen
         echoed = b"".join(loaded.model.token_to_piece(t, True) for t in tokens).decode()
         stdout = str(row["stdout"])
         assert stdout.startswith(echoed)
-        expected = stdout[len(echoed):].removesuffix("\n")
+        expected = stdout[len(echoed) :].removesuffix("\n")
         # llama-simple samples plain greedy: no penalties, no top-k/p
-        text, final = run_text(loaded, tokens, temperature=0.0, repeat_penalty=1.0, top_k=0, top_p=1.0,
-                               num_predict=int(row["n_predict"]))
+        text, final = run_text(
+            loaded,
+            tokens,
+            temperature=0.0,
+            repeat_penalty=1.0,
+            top_k=0,
+            top_p=1.0,
+            num_predict=int(row["n_predict"]),
+        )
         assert text == expected, f"{model_name} {prompt!r}"
 
 
@@ -125,7 +133,9 @@ def test_async_stream_does_not_block_the_event_loop(smollm2):
 
         task = asyncio.create_task(ticker())
         tokens = smollm2.tokenize("Tell me a story about a dragon.", True, False)
-        async for _ in generate(smollm2, tokens, GenerationOptions(**greedy(num_predict=48, ignore_eos=True))):
+        async for _ in generate(
+            smollm2, tokens, GenerationOptions(**greedy(num_predict=48, ignore_eos=True))
+        ):
             pass
         stop.set()
         await task

@@ -45,7 +45,9 @@ def test_gemma3_metadata(gemma3, gemma3_path):
     assert info.bos_token == 2
 
 
-@pytest.mark.parametrize("text", ["hello world", "héllo wörld ñ", "日本語のテキスト", "emoji 🌍🚀👩‍👩‍👧", "mixed\n\ttabs  spaces"])
+@pytest.mark.parametrize(
+    "text", ["hello world", "héllo wörld ñ", "日本語のテキスト", "emoji 🌍🚀👩‍👩‍👧", "mixed\n\ttabs  spaces"]
+)
 def test_tokenize_round_trip(smollm2, gemma3, text):
     for loaded in (smollm2, gemma3):
         tokens = loaded.tokenize(text, add_special=False)
@@ -66,8 +68,9 @@ def test_out_of_range_token_is_rejected(smollm2):
 
 
 def _hf_render(template: str, messages: list[dict[str, str]], **extra: object) -> str:
-    env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                                       extensions=["jinja2.ext.loopcontrols"])
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
     env.filters["tojson"] = lambda x, **kw: json.dumps(x, ensure_ascii=False)
     return env.from_string(template).render(messages=messages, add_generation_prompt=True, **extra)
 
@@ -141,8 +144,12 @@ def test_bad_inputs_never_kill_the_process(tmp_path, smollm2_path):
         "for p in sys.argv[1:]:\n"
         "    try:\n        load_model(p)\n    except ModelLoadError as e:\n        print('ok', e)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(bad), str(half), str(tmp_path / "missing.gguf")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(bad), str(half), str(tmp_path / "missing.gguf")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("ok ") == 3
 
@@ -169,3 +176,7 @@ def test_llama_cpp_log_reaches_python_logging(smollm2_path, caplog):
     loaded.close()
     messages = [r.getMessage() for r in caplog.records if r.name == "a3s_power.llama"]
     assert any("llama_model_loader" in m or "print_info" in m for m in messages), messages[:5]
+
+
+def test_load_duration_is_reported(smollm2):
+    assert 0 < smollm2.load_duration < 60 * 10**9

@@ -38,15 +38,35 @@ def build_llama_simple(bdir: Path | None = None) -> Path:
     out = bdir / "reference-tools" / "llama-simple"
     src = llama_source(bdir)
     lib = bdir / "third_party" / "llama.cpp"
-    libs = [lib / "src/libllama.a", lib / "ggml/src/libggml.a", lib / "ggml/src/libggml-cpu.a",
-            lib / "ggml/src/libggml-base.a"]
+    libs = [
+        lib / "src/libllama.a",
+        lib / "ggml/src/libggml.a",
+        lib / "ggml/src/libggml-cpu.a",
+        lib / "ggml/src/libggml-base.a",
+    ]
     inputs = [src / "examples/simple/simple.cpp", *libs]
     if out.exists() and all(out.stat().st_mtime >= p.stat().st_mtime for p in inputs):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["g++", "-O2", "-std=c++17", "-I", str(src / "include"), "-I", str(src / "ggml/include"),
-           str(src / "examples/simple/simple.cpp"), "-o", str(out),
-           "-Wl,--start-group", *map(str, libs), "-Wl,--end-group", "-fopenmp", "-lpthread", "-ldl", "-lm"]
+    cmd = [
+        "g++",
+        "-O2",
+        "-std=c++17",
+        "-I",
+        str(src / "include"),
+        "-I",
+        str(src / "ggml/include"),
+        str(src / "examples/simple/simple.cpp"),
+        "-o",
+        str(out),
+        "-Wl,--start-group",
+        *map(str, libs),
+        "-Wl,--end-group",
+        "-fopenmp",
+        "-lpthread",
+        "-ldl",
+        "-lm",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out
 
@@ -54,6 +74,10 @@ def build_llama_simple(bdir: Path | None = None) -> Path:
 def run_llama_simple(model: Path, prompt: str, n_predict: int, exe: Path | None = None) -> str:
     """Generated text only (llama-simple echoes the prompt's pieces first; the caller strips them)."""
     exe = exe or build_llama_simple()
-    proc = subprocess.run([str(exe), "-m", str(model), "-n", str(n_predict), prompt],
-                          check=True, capture_output=True, timeout=300)
+    proc = subprocess.run(
+        [str(exe), "-m", str(model), "-n", str(n_predict), prompt],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return proc.stdout.decode("utf-8", errors="replace")

@@ -33,8 +33,14 @@ def reference() -> list[dict[str, object]]:
     for name in MODELS:
         path = bundled_model_path(name)
         for prompt in PROMPTS:
-            rows.append({"model": name, "prompt": prompt, "n_predict": N_PREDICT,
-                         "stdout": run_llama_simple(path, prompt, N_PREDICT, exe)})
+            rows.append(
+                {
+                    "model": name,
+                    "prompt": prompt,
+                    "n_predict": N_PREDICT,
+                    "stdout": run_llama_simple(path, prompt, N_PREDICT, exe),
+                }
+            )
     return rows
 
 

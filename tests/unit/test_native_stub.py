@@ -10,11 +10,15 @@ STUB = Path(__file__).resolve().parents[2] / "python" / "a3s_power" / "_native.p
 
 
 def test_stub_matches_the_extension(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pybind11_stubgen", "a3s_power._native", "-o", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pybind11_stubgen", "a3s_power._native", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     generated = (tmp_path / "a3s_power" / "_native.pyi").read_text()
     assert generated == STUB.read_text(), (
-        "python/a3s_power/_native.pyi is stale: run "
-        "`pybind11-stubgen a3s_power._native -o /tmp/stubs && cp /tmp/stubs/a3s_power/_native.pyi python/a3s_power/`"
+        "python/a3s_power/_native.pyi is stale: run `pybind11-stubgen a3s_power._native -o /tmp/stubs` "
+        "and copy /tmp/stubs/a3s_power/_native.pyi to python/a3s_power/"
     )

@@ -42,6 +42,8 @@ def test_existing_cache_is_reused_without_download(tmp_path):
     (target / "CMakeLists.txt").write_text("# provisioned\n")
     (target / ".a3s-power-provisioned").write_text("x\n")
     # a bogus sdist path proves nothing is downloaded or checked when the cache is complete
-    proc = run({"A3S_POWER_BUILD_CACHE": str(cache), "A3S_POWER_LLAMA_SDIST": str(tmp_path / "missing.tar.gz")})
+    proc = run(
+        {"A3S_POWER_BUILD_CACHE": str(cache), "A3S_POWER_LLAMA_SDIST": str(tmp_path / "missing.tar.gz")}
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(target)

@@ -134,9 +134,21 @@ def _submit(loaded: LoadedModel, prompt: list[int], options: GenerationOptions) 
         raise PowerError(str(exc)) from exc
 
 
-def _chunk(text: str, tokens: list[int], lps: list[Any] | None) -> Chunk:
-    logprobs = [TokenLogprob(t, b, lp, list(top)) for (t, b, lp, top) in lps] if lps else None
-    return Chunk(text=text, tokens=list(tokens), logprobs=logprobs)
+def _drain(channel: _native.Channel) -> tuple[list[Chunk], Completion | None]:
+    """Everything the engine has decided so far; the Completion once the request is over."""
+    try:
+        events, final = channel.drain()
+    except RuntimeError as exc:  # the request ended with an engine error
+        raise PowerError(str(exc)) from exc
+    chunks = [
+        Chunk(
+            text=text,
+            tokens=list(tokens),
+            logprobs=[TokenLogprob(t, b, lp, list(top)) for (t, b, lp, top) in lps] if lps else None,
+        )
+        for text, tokens, lps in events
+    ]
+    return chunks, Completion.from_native(final) if final is not None else None
 
 
 async def generate(
@@ -148,46 +160,31 @@ async def generate(
     ready = asyncio.Event()
     fd = channel.fileno()
     loop.add_reader(fd, ready.set)
-    finished = False
+    final: Completion | None = None
     try:
-        while True:
+        while final is None:
             await ready.wait()
             ready.clear()
-            try:
-                events, final = channel.drain()
-            except RuntimeError as exc:
-                finished = True
-                raise PowerError(str(exc)) from exc
-            for text, tokens, lps in events:
-                yield _chunk(text, tokens, lps)
-            if final is not None:
-                finished = True
-                yield Completion.from_native(final)
-                return
+            chunks, final = _drain(channel)
+            for chunk in chunks:
+                yield chunk
+        yield final
     finally:
         loop.remove_reader(fd)
-        if not finished:
-            channel.cancel()
+        channel.cancel()  # no-op once the request has finished
 
 
-def generate_sync(loaded: LoadedModel, prompt: list[int], options: GenerationOptions) -> Iterator[Chunk | Completion]:
+def generate_sync(
+    loaded: LoadedModel, prompt: list[int], options: GenerationOptions
+) -> Iterator[Chunk | Completion]:
     """Blocking twin of `generate` for the CLI (waits with the GIL released)."""
     channel = _submit(loaded, prompt, options)
-    finished = False
+    final: Completion | None = None
     try:
-        while True:
+        while final is None:
             channel.wait(1000)
-            try:
-                events, final = channel.drain()
-            except RuntimeError as exc:
-                finished = True
-                raise PowerError(str(exc)) from exc
-            for text, tokens, lps in events:
-                yield _chunk(text, tokens, lps)
-            if final is not None:
-                finished = True
-                yield Completion.from_native(final)
-                return
+            chunks, final = _drain(channel)
+            yield from chunks
+        yield final
     finally:
-        if not finished:
-            channel.cancel()
+        channel.cancel()  # no-op once the request has finished

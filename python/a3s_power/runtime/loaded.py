@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ class LoadedModel:
     engine: _native.Engine
     options: dict[str, Any] = field(default_factory=dict)
     template_override: str = ""  # a Jinja chat template replacing the model's own
+    load_duration: int = 0  # ns spent loading weights and creating the engine (Ollama's load_duration)
 
     @property
     def info(self) -> _native.ModelInfo:
@@ -35,7 +37,9 @@ class LoadedModel:
         kwargs.setdefault("template_override", self.template_override)
         return self.model.render_chat(json.dumps(messages), **kwargs)
 
-    def embed(self, texts: list[str], *, normalize: bool = True, truncate: bool = True) -> tuple[Any, list[int]]:
+    def embed(
+        self, texts: list[str], *, normalize: bool = True, truncate: bool = True
+    ) -> tuple[Any, list[int]]:
         """Pooled vectors ([n, dim] float32 array) and the token count of each input."""
         inputs = [self.model.tokenize(t, True, False) for t in texts]
         return self.engine.embed(inputs, normalize, truncate)
@@ -78,6 +82,7 @@ def load_model(
     depends on what it is batched with (bit-identical to running it alone when its prompt is
     evaluated in the same chunks).
     """
+    started = time.perf_counter_ns()
     mp = _native.ModelParams()
     mp.cpu_repack = not batch_invariant
     mp.n_gpu_layers = num_gpu
@@ -109,5 +114,10 @@ def load_model(
     finally:
         logbridge.drain()
     info = model.info
-    return LoadedModel(path=os.fspath(path), model=model, engine=engine,
-                       template_override=fallback_template(info.architecture, info.chat_template))
+    return LoadedModel(
+        path=os.fspath(path),
+        model=model,
+        engine=engine,
+        template_override=fallback_template(info.architecture, info.chat_template),
+        load_duration=time.perf_counter_ns() - started,
+    )
