@@ -2,13 +2,10 @@
 A3S Power native core (llama.cpp)
 """
 from __future__ import annotations
-
 import collections.abc
-import typing
-
 import numpy
 import numpy.typing
-
+import typing
 __all__: list[str] = ['BusyError', 'Channel', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'SamplingParams', 'drain_logs', 'json_schema_to_grammar', 'quantize', 'quantize_types', 'set_log_echo', 'system_info', 'validate_gguf']
 class EngineError(RuntimeError):
     pass
