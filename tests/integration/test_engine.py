@@ -405,14 +405,16 @@ def test_mirostat_is_seeded(smollm2, mirostat):
     assert a == b and a
 
 
-def test_seeds_are_reproducible_under_concurrency(smollm2):
-    tokens = [smollm2.tokenize(f"Story {i}:", True, False) for i in range(4)]
+def test_seeds_are_reproducible_under_concurrency(eight):
+    """Same seed + same request => same output while other requests share the batch (in
+    batch-invariant mode; the default shared KV pool matches up to floating-point rounding)."""
+    tokens = [eight.tokenize(f"Story {i}:", True, False) for i in range(4)]
     opts = dict(num_predict=24, temperature=1.0, seed=1234)
-    alone = [collect(smollm2, t, **opts)[0] for t in tokens]
+    alone = [collect(eight, t, **opts)[0] for t in tokens]
 
     async def one(t: list[int]) -> str:
         return "".join(
-            [c.text async for c in generate(smollm2, t, GenerationOptions(**opts)) if isinstance(c, Chunk)]
+            [c.text async for c in generate(eight, t, GenerationOptions(**opts)) if isinstance(c, Chunk)]
         )
 
     async def main() -> list[str]:
