@@ -34,6 +34,14 @@ def test_run_default_model_by_name():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
+    assert proc.stderr == ""  # llama.cpp's log stays in `logging` unless --verbose
+
+
+def test_run_verbose_prints_timings_and_llama_warnings():
+    proc = cli("run", "gemma3:270m", "-p", "Hi", "--temperature", "0", "-n", "4", "--verbose", "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "eval count:           4 token(s)" in proc.stderr
+    assert "a3s_power.llama: llama_kv_cache_iswa: using full-size SWA cache" in proc.stderr
 
 
 def test_run_greedy_is_reproducible(smollm2_path):

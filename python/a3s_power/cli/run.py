@@ -44,11 +44,15 @@ def run(
     raw
         Send the prompt as-is, without the model's chat template.
     verbose
-        Print timings after the reply (like `ollama run --verbose`).
+        Print timings after the reply (like `ollama run --verbose`) and llama.cpp's warnings.
     """
+    import logging
+
     from a3s_power.cli.resolve import resolve_model
     from a3s_power.runtime import Completion, GenerationOptions, generate_sync, load_model
 
+    if verbose:
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     text = prompt if prompt is not None else " ".join(prompt_words or [])
     if not text and not sys.stdin.isatty():
         text = sys.stdin.read()
