@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -27,6 +28,11 @@ from a3s_power.store.layout import StoreLayout
 from a3s_power.store.names import normalize_digest
 
 ProgressFn = Callable[[int], None]
+log = logging.getLogger(__name__)
+
+
+class PartStalled(Exception):
+    """No byte of a part arrived for `stall_timeout` seconds: reconnect (Ollama's stall detection)."""
 
 
 @dataclass(slots=True)
@@ -70,6 +76,15 @@ def _load_parts(layout: StoreLayout, digest: str, planned: list[Part]) -> list[P
         saved.completed = max(0, min(saved.completed, saved.size))
         loaded.append(saved)
     return loaded
+
+
+def partial_progress(layout: StoreLayout, digest: str) -> int:
+    """Bytes another downloader has checkpointed for `digest` (the sum of its part records)."""
+    total = 0
+    for path in layout.blobs.glob(layout.partial_path(digest).name + "-*"):
+        with contextlib.suppress(OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            total += int(orjson.loads(path.read_bytes())["Completed"])
+    return total
 
 
 def same_origin(a: str, b: str) -> bool:
@@ -179,7 +194,10 @@ class BlobDownload:
     async def _run_part(
         self, url: str, part: Part, limit: asyncio.Semaphore, on_progress: ProgressFn
     ) -> None:
+        """Fetch one part with retries: 2^n s backoff on errors; a stall reconnects without counting
+        as an attempt (as Ollama), up to `max_stall_retries` times."""
         attempts = 0
+        stalls = 0
         last_error: Exception | None = None
         async with limit:
             while part.completed < part.size:
@@ -187,6 +205,14 @@ class BlobDownload:
                     raise RegistryError(502, f"max retries exceeded: {last_error}")
                 try:
                     await self._fetch_part(url, part, on_progress)
+                except PartStalled:
+                    stalls += 1
+                    log.info("part %d stalled; retrying", part.n)
+                    self._checkpoint(force=True)
+                    if stalls > self.options.max_stall_retries:
+                        raise RegistryError(
+                            502, f"max retries exceeded: part {part.n} stalled {stalls} times"
+                        ) from None
                 except (httpx.TransportError, RegistryError) as exc:
                     if (
                         isinstance(exc, RegistryError)
@@ -213,25 +239,32 @@ class BlobDownload:
             else:
                 await r.aread()
                 raise registry_error(r, f"pull blob {self.digest}")
-            async for chunk in r.aiter_bytes():
-                if skip:
-                    drop = min(skip, len(chunk))
-                    chunk = chunk[drop:]
-                    skip -= drop
-                if not chunk:
-                    continue
-                room = part.size - part.completed
-                chunk = chunk[:room]
-                os.pwrite(self._fd, chunk, part.offset + part.completed)
-                part.completed += len(chunk)
-                on_progress(self.completed)
-                self._checkpoint()
-                if part.completed >= part.size:
-                    break
+            loop = asyncio.get_running_loop()
+            stall = self.options.stall_timeout
+            try:
+                async with asyncio.timeout(stall) as deadline:
+                    async for chunk in r.aiter_bytes():
+                        deadline.reschedule(loop.time() + stall)
+                        if self._write_chunk(part, chunk, skip, on_progress):
+                            break
+                        skip = max(0, skip - len(chunk))
+            except TimeoutError:
+                raise PartStalled() from None
         if part.completed < part.size:
             raise httpx.RemoteProtocolError(
                 f"part {part.n} ended early at {part.completed}/{part.size} bytes"
             )
+
+    def _write_chunk(self, part: Part, chunk: bytes, skip: int, on_progress: ProgressFn) -> bool:
+        """Write what of `chunk` belongs to `part`, after dropping `skip` unwanted leading bytes (a
+        server that ignored Range). True once the part is complete."""
+        chunk = chunk[min(skip, len(chunk)) :][: part.size - part.completed]
+        if chunk:
+            os.pwrite(self._fd, chunk, part.offset + part.completed)
+            part.completed += len(chunk)
+            on_progress(self.completed)
+            self._checkpoint()
+        return part.completed >= part.size
 
     def _checkpoint(self, force: bool = False) -> None:
         now = time.monotonic()

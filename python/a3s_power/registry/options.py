@@ -26,6 +26,9 @@ class RegistryOptions:
     max_part_size: int = 1000 * MB
     max_parallel: int = 16
     max_retries: int = 6
+    # A part that receives no byte for stall_timeout s reconnects; stalls do not count as retries.
+    stall_timeout: float = 30.0
+    max_stall_retries: int = 10
     retry_base_delay: float = 1.0
     push_chunk_size: int = 100 * MB
     progress_interval: float = 0.06

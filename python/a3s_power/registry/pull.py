@@ -8,18 +8,20 @@ offline packages (`gemma3:270m`) when the registry cannot be reached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from a3s_power.registry.builtin import builtin_for, pull_builtin
 from a3s_power.registry.client import RegistryClient, RegistryUnreachable
-from a3s_power.registry.download import BlobDownload
+from a3s_power.registry.download import BlobDownload, partial_progress
 from a3s_power.registry.options import HF_HOSTS, RegistryOptions, options_from_env
 from a3s_power.registry.progress import track
 from a3s_power.registry.sources import is_direct_url, pull_direct_url, pull_hf_files
 from a3s_power.store.errors import ManifestNotFound, StoreError
-from a3s_power.store.manifest import Manifest
-from a3s_power.store.names import ModelName, parse_name, short_digest
+from a3s_power.store.locks import TransferLock
+from a3s_power.store.manifest import Layer, Manifest
+from a3s_power.store.names import ModelName, blob_filename, parse_name, short_digest
 from a3s_power.store.store import ModelStore, env_flag
 
 Event = dict[str, Any]
@@ -65,24 +67,30 @@ async def _pull_layers(
 ) -> AsyncIterator[Event]:
     manifest = Manifest.from_bytes(raw)
     downloads: list[BlobDownload] = []
-    for layer in manifest.all_blobs():
-        status = f"pulling {short_digest(layer.digest)}"
-        if store.has_blob(layer.digest):
-            yield {"status": status, "digest": layer.digest, "total": layer.size, "completed": layer.size}
-            continue
-        download = BlobDownload(client, store.layout, layer.digest, layer.size)
-        async for event in track(
-            download.run, status, layer.digest, layer.size, client.options.progress_interval
-        ):
-            yield event
-        downloads.append(download)
-    yield {"status": "verifying sha256 digest"}
-    failures: list[StoreError] = []
-    for download in downloads:  # publish every good blob (a cache hit next time), then report the bad one
-        try:
-            await asyncio.to_thread(download.finish)
-        except StoreError as exc:
-            failures.append(exc)
+    with contextlib.ExitStack() as held:  # each blob's transfer lock, kept until it is published
+        for layer in manifest.all_blobs():
+            status = f"pulling {short_digest(layer.digest)}"
+            if not store.has_blob(layer.digest):
+                lock = TransferLock(store.layout.transfer_lock_path(blob_filename(layer.digest)))
+                async for event in _wait_for_other_pull(store, lock, layer, status, client.options):
+                    yield event
+                held.callback(lock.release)
+            if store.has_blob(layer.digest):  # cached, or another pull just published it
+                yield {"status": status, "digest": layer.digest, "total": layer.size, "completed": layer.size}
+                continue
+            download = BlobDownload(client, store.layout, layer.digest, layer.size)
+            async for event in track(
+                download.run, status, layer.digest, layer.size, client.options.progress_interval
+            ):
+                yield event
+            downloads.append(download)
+        yield {"status": "verifying sha256 digest"}
+        failures: list[StoreError] = []
+        for download in downloads:  # publish every good blob (a cache hit next time), then report the bad one
+            try:
+                await asyncio.to_thread(download.finish)
+            except StoreError as exc:
+                failures.append(exc)
     if failures:
         raise failures[0]
     yield {"status": "writing manifest"}
@@ -94,6 +102,20 @@ async def _pull_layers(
             yield {"status": "removing unused layers"}
             store.remove_orphans_of(old)
     yield {"status": "success"}
+
+
+async def _wait_for_other_pull(
+    store: ModelStore, lock: TransferLock, layer: Layer, status: str, options: RegistryOptions
+) -> AsyncIterator[Event]:
+    """Take the blob's transfer lock. While another pull (this process or another) holds it, report
+    that pull's checkpointed progress, as Ollama shares one download between concurrent pulls."""
+    last = -1
+    while not lock.try_acquire():
+        completed = min(partial_progress(store.layout, layer.digest), layer.size)
+        if completed != last:
+            last = completed
+            yield {"status": status, "digest": layer.digest, "total": layer.size, "completed": completed}
+        await asyncio.sleep(max(options.progress_interval, 0.02))
 
 
 def _existing(store: ModelStore, name: ModelName) -> Manifest | None:

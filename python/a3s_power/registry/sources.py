@@ -24,6 +24,8 @@ from a3s_power.registry.progress import track
 from a3s_power.store.blobs import sha256_file
 from a3s_power.store.errors import InvalidGGUF, ManifestNotFound, RegistryError
 from a3s_power.store.gguf import GGUFInfo, read_gguf
+from a3s_power.store.layout import PARTIAL_MARK
+from a3s_power.store.locks import TransferLock
 from a3s_power.store.manifest import CONFIG_V1, MEDIA_MODEL, MEDIA_PROJECTOR, Layer, Manifest
 from a3s_power.store.model_config import config_bytes, config_from_gguf
 from a3s_power.store.names import ModelName, parse_name, short_digest
@@ -120,7 +122,9 @@ def _fetch_files(
 
     async def events() -> AsyncIterator[Event]:
         for url, media in urls:
-            partial = store.layout.blobs / f"url-{hashlib.sha256(url.encode()).hexdigest()[:32]}-partial"
+            partial = (
+                store.layout.blobs / f"url-{hashlib.sha256(url.encode()).hexdigest()[:32]}{PARTIAL_MARK}"
+            )
             label = "sha256:" + hashlib.sha256(url.encode()).hexdigest()
             size = {"total": 0}
 
@@ -137,13 +141,19 @@ def _fetch_files(
                 await download_url_resumable(http, url, partial, on_progress)
 
             store.layout.ensure()
-            async for event in track(
-                work, f"pulling {short_digest(label)}", label, 0, options.progress_interval
-            ):
-                event["total"] = size["total"]
-                yield event
-            yield {"status": "verifying sha256 digest"}
-            fetched.append(await asyncio.to_thread(_import_partial, store, partial, media))
+            lock = TransferLock(store.layout.transfer_lock_path(partial.name.removesuffix(PARTIAL_MARK)))
+            while not lock.try_acquire():  # another pull is writing this partial file
+                await asyncio.sleep(max(options.progress_interval, 0.02))
+            try:
+                async for event in track(
+                    work, f"pulling {short_digest(label)}", label, 0, options.progress_interval
+                ):
+                    event["total"] = size["total"]
+                    yield event
+                yield {"status": "verifying sha256 digest"}
+                fetched.append(await asyncio.to_thread(_import_partial, store, partial, media))
+            finally:
+                lock.release()
 
     return events(), lambda: fetched
 

@@ -36,6 +36,7 @@ class StoreLayout:
         self.root = Path(root)
         self.manifests = self.root / "manifests"
         self.blobs = self.root / "blobs"
+        self.locks = self.root / ".locks"
 
     def manifest_path(self, name: ModelName) -> Path:
         return self.manifests.joinpath(*name.parts)
@@ -48,6 +49,10 @@ class StoreLayout:
 
     def partial_part_path(self, digest: str, index: int) -> Path:
         return self.blobs / f"{blob_filename(digest)}{PARTIAL_MARK}-{index}"
+
+    def transfer_lock_path(self, key: str) -> Path:
+        """Lock file guarding the partial download named `key` (a blob file name or `url-<hash>`)."""
+        return self.locks / f"{key}.lock"
 
     def ensure(self) -> None:
         self.manifests.mkdir(parents=True, exist_ok=True)

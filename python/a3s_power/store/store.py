@@ -17,6 +17,7 @@ from a3s_power.store.atomic import atomic_write_bytes
 from a3s_power.store.blobs import import_file_as_blob, sha256_bytes, write_blob_bytes
 from a3s_power.store.errors import InvalidModelName, ModelNotFound, StoreError
 from a3s_power.store.layout import PARTIAL_MARK, StoreLayout, default_models_root
+from a3s_power.store.locks import TransferLock
 from a3s_power.store.manifest import MEDIA_MODEL, Layer, Manifest
 from a3s_power.store.model_config import details_from_config
 from a3s_power.store.names import ModelName, is_valid_name, normalize_digest, parse_name
@@ -228,6 +229,8 @@ class ModelStore:
             if age < min_age_s or not path.is_file():
                 continue
             name = path.name
+            if PARTIAL_MARK in name and self._partial_in_use(name):
+                continue
             if name.startswith("sha256-") and PARTIAL_MARK not in name and len(name) == 71:
                 try:
                     referenced = normalize_digest(name) in refs
@@ -239,6 +242,11 @@ class ModelStore:
                 path.unlink()
                 removed.append(name)
         return removed
+
+    def _partial_in_use(self, name: str) -> bool:
+        """A partial download, part record or temp file whose transfer lock a live pull holds."""
+        key = name.lstrip(".")[: name.lstrip(".").index(PARTIAL_MARK)]
+        return TransferLock(self.layout.transfer_lock_path(key)).is_held_elsewhere()
 
     def _remove_unreferenced(self, candidates: set[str]) -> list[str]:
         refs = self.referenced_blobs()

@@ -4,8 +4,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_registry import FakeRegistry
 
-from _store_helpers import DockerRegistry
+from _store_helpers import DockerRegistry, write_tiny_gguf
 
 
 @pytest.fixture
@@ -18,3 +19,26 @@ def docker_registry(tmp_path: Path) -> Iterator[DockerRegistry]:
         yield registry
     finally:
         registry.stop()
+
+
+@pytest.fixture
+def registry() -> Iterator[FakeRegistry]:
+    server = FakeRegistry()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def blob_host() -> Iterator[FakeRegistry]:
+    server = FakeRegistry()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def model_bytes(tmp_path: Path) -> bytes:
+    """A real (tiny) GGUF padded with random bytes so it spans several 64 KiB parts."""
+    import numpy as np
+
+    data = write_tiny_gguf(tmp_path / "m.gguf", tensors=1).read_bytes()
+    return data + np.random.default_rng(1).bytes(300_000)

@@ -18,6 +18,8 @@ import orjson
 import uvicorn
 
 from _store_helpers import free_port
+from a3s_power.registry import RegistryOptions
+from a3s_power.store.manifest import MEDIA_MODEL, MEDIA_TEMPLATE
 
 Scope = dict[str, Any]
 
@@ -34,6 +36,8 @@ class Behaviour:
     corrupt: set[str] = field(default_factory=set)
     throttle_s: float = 0.0  # sleep between 16 KiB chunks
     ignore_range: bool = False
+    stall_after: dict[str, int] = field(default_factory=dict)  # key → bytes sent before going silent
+    stall_times: int = 1  # how many responses per key stall
 
 
 class FakeRegistry:
@@ -182,6 +186,13 @@ class FakeRegistry:
             del b.drop_once_after[key]
         else:
             drop_after = None
+        stall_after = b.stall_after.get(key)
+        if stall_after is not None and len(body) <= stall_after:
+            stall_after = None
+        if stall_after is not None:
+            b.stall_times -= 1
+            if b.stall_times <= 0:
+                del b.stall_after[key]
         sent = 0
         step = 16 * 1024
         while sent < len(body):
@@ -191,11 +202,18 @@ class FakeRegistry:
                 if piece:
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
                 raise ConnectionAbortedError("fake registry drops the connection on purpose")
+            if stall_after is not None and sent + len(piece) > stall_after:
+                await self._stall()
+                raise ConnectionAbortedError("fake registry stalled on purpose")
             await send({"type": "http.response.body", "body": piece, "more_body": True})
             sent += len(piece)
             if b.throttle_s:
                 await asyncio.sleep(b.throttle_s)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _stall(self) -> None:
+        while not self.server.should_exit:  # silent with the connection open, until we stop
+            await asyncio.sleep(0.05)
 
 
 def _h(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -208,3 +226,23 @@ async def _reply(
     headers = [("content-type", ctype), ("content-length", str(len(body))), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": _h(headers)})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def pull_options(registry: FakeRegistry | None = None, **overrides: object) -> RegistryOptions:
+    """Fast test settings: 64 KiB parts, tiny retry/progress intervals; `registry` serves Ollama's host."""
+    base: dict[str, object] = {
+        "progress_interval": 0.005,
+        "retry_base_delay": 0.01,
+        "checkpoint_interval": 0.02,
+        "min_part_size": 64 * 1024,
+        "max_part_size": 64 * 1024,
+    }
+    if registry is not None:
+        base["endpoints"] = {"registry.ollama.ai": registry.url}
+    base.update(overrides)
+    return RegistryOptions(**base)  # type: ignore[arg-type]
+
+
+def publish(server: FakeRegistry, model: bytes, repo: str = "library/tiny", tag: str = "latest") -> bytes:
+    """Serve `model` as `repo:tag` with a template layer; returns the manifest bytes."""
+    return server.add_model(repo, tag, [(MEDIA_MODEL, model), (MEDIA_TEMPLATE, b"{{ .Prompt }}")])

