@@ -72,8 +72,17 @@ def download_sdist(into: Path) -> Path:
     env.pop("PYTHONNOUSERSITE", None)
     for pip in pip_commands():
         for isolation in (["--no-build-isolation"], []):
-            cmd = [*pip, "download", "--no-deps", "--no-binary", ":all:", *isolation,
-                   "-d", str(into), f"{SDIST_NAME}=={SDIST_VERSION}"]
+            cmd = [
+                *pip,
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                *isolation,
+                "-d",
+                str(into),
+                f"{SDIST_NAME}=={SDIST_VERSION}",
+            ]
             result = subprocess.run(cmd, capture_output=True, text=True, env=env)
             sdist = into / SDIST_FILE
             if sdist.exists():
@@ -89,7 +98,7 @@ def extract_vendor(sdist: Path, dest: Path) -> None:
         for member in archive.getmembers():
             if not member.name.startswith(VENDOR_PREFIX):
                 continue
-            relative = member.name[len(VENDOR_PREFIX):]
+            relative = member.name[len(VENDOR_PREFIX) :]
             if not relative or relative.startswith("/") or ".." in Path(relative).parts:
                 continue
             if not (member.isfile() or member.isdir()):
