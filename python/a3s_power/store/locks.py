@@ -2,8 +2,9 @@
 
 A lock is `flock(2)` on `<models>/.locks/<key>.lock`. flock locks belong to an open file description,
 so two opens in one process exclude each other just as two processes do, and the kernel drops the
-lock when its holder dies (a killed pull never leaves a stale lock). Lock files are empty and kept:
-unlinking one while another process waits on it would split the lock in two.
+lock when its holder dies (a killed pull never leaves a stale lock). The holder unlinks the file
+before unlocking, so none accumulate; a taker therefore checks, after flock succeeds, that the path
+still names the inode it locked, and starts over on a fresh file when it does not.
 """
 
 from __future__ import annotations
@@ -28,18 +29,27 @@ class TransferLock:
         if self._fd >= 0:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = -1
+            if current == os.fstat(fd).st_ino:
+                self._fd = fd
+                return True
+            os.close(fd)  # the previous holder unlinked this file on release: lock the new one
 
     def release(self) -> None:
         if self._fd < 0:
             return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
         with contextlib.suppress(OSError):
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
