@@ -21,6 +21,12 @@ class ModelNotFound(PowerError):
         self.name = name
 
 
+class NotFound(PowerError):
+    """A 404 whose message is already the wire text (e.g. `model 'x' not found`)."""
+
+    status = 404
+
+
 class ModelLoadError(PowerError):
     status = 500
 

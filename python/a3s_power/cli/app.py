@@ -13,3 +13,4 @@ app = App(
 )
 
 from a3s_power.cli import run as _run  # noqa: E402,F401  (registers the command)
+from a3s_power.cli import serve as _serve  # noqa: E402,F401

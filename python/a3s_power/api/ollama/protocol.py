@@ -1,0 +1,74 @@
+"""Ollama's native request types (`api/types.go`), decoded with msgspec.
+
+Unknown fields are ignored, as Go's encoding/json does. Fields that Go types loosely (`format`,
+`keep_alive`, `think`, `options`) stay loosely typed here and are checked by the services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Message(msgspec.Struct, omit_defaults=True):
+    role: str = ""
+    content: str = ""
+    thinking: str | None = None
+    images: list[str] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+
+
+class GenerateRequest(msgspec.Struct):
+    model: str = ""
+    prompt: str = ""
+    suffix: str = ""
+    system: str | None = None
+    template: str | None = None
+    context: list[int] | None = None
+    stream: bool | None = None
+    raw: bool = False
+    format: str | dict[str, Any] | None = None
+    images: list[str] | None = None
+    keep_alive: float | str | None = None
+    options: dict[str, Any] | None = None
+    think: bool | str | None = None
+    truncate: bool | None = None
+    shift: bool | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+class ChatRequest(msgspec.Struct):
+    model: str = ""
+    messages: list[Message] = msgspec.field(default_factory=list)
+    stream: bool | None = None
+    format: str | dict[str, Any] | None = None
+    keep_alive: float | str | None = None
+    tools: list[dict[str, Any]] | None = None
+    options: dict[str, Any] | None = None
+    think: bool | str | None = None
+    truncate: bool | None = None
+    shift: bool | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+class EmbedRequest(msgspec.Struct):
+    model: str = ""
+    input: str | list[str] | None = None
+    truncate: bool | None = None
+    dimensions: int = 0
+    keep_alive: float | str | None = None
+    options: dict[str, Any] | None = None
+
+
+class EmbeddingsRequest(msgspec.Struct):
+    """The legacy single-text `/api/embeddings`."""
+
+    model: str = ""
+    prompt: str = ""
+    keep_alive: float | str | None = None
+    options: dict[str, Any] | None = None

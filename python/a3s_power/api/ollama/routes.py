@@ -1,0 +1,73 @@
+"""Ollama's native inference routes: decode, call the service, encode. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, head, post
+from litestar.response import Stream
+
+from a3s_power import __version__
+from a3s_power.api.errors import decode_body
+from a3s_power.api.ollama import service
+from a3s_power.api.ollama.protocol import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
+from a3s_power.api.streaming import respond
+
+OLLAMA_API_VERSION = "0.33.0"  # what Ollama clients compare against (`ollama -v`, Open WebUI)
+
+
+def _state(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state.power
+
+
+@get("/", media_type="text/plain", sync_to_thread=False)
+def root() -> str:
+    return "Ollama is running"
+
+
+@head("/", media_type="text/plain", sync_to_thread=False)
+def root_head() -> None:
+    return None
+
+
+@get("/api/version", sync_to_thread=False)
+def version() -> dict[str, str]:
+    return {"version": OLLAMA_API_VERSION, "a3s_power": __version__}
+
+
+@head("/api/version", sync_to_thread=False)
+def version_head() -> None:
+    return None
+
+
+@post("/api/generate", status_code=200)
+async def generate(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+    body = decode_body(await request.body(), GenerateRequest)
+    events = service.generate_events(_state(request), body)
+    return await respond(events, body.stream is not False, service.combine_generate)
+
+
+@post("/api/chat", status_code=200)
+async def chat(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+    body = decode_body(await request.body(), ChatRequest)
+    events = service.chat_events(_state(request), body)
+    return await respond(events, body.stream is not False, service.combine_chat)
+
+
+@post("/api/embed", status_code=200)
+async def embed(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return await service.embed(_state(request), decode_body(await request.body(), EmbedRequest))
+
+
+@post("/api/embeddings", status_code=200)
+async def embeddings(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    body = decode_body(await request.body(), EmbeddingsRequest)
+    return await service.embeddings_legacy(_state(request), body)
+
+
+@get("/api/ps", sync_to_thread=False)
+def ps(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return service.ps(_state(request))
+
+
+ROUTES = [root, root_head, version, version_head, generate, chat, embed, embeddings, ps]

@@ -1,0 +1,75 @@
+"""Wire encoders: NDJSON for Ollama's native API (SSE for `/v1/*` comes with those APIs).
+
+Ollama streams one JSON object per line. An error before the first line is an ordinary error
+response with its status; an error after it ends the stream with a final `{"error": "..."}` line
+(status already 200), which is what Ollama's clients look for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from litestar import Response
+from litestar.response import Stream
+
+from a3s_power.errors import PowerError
+
+log = logging.getLogger(__name__)
+NDJSON = "application/x-ndjson"
+
+
+def now_rfc3339() -> str:
+    """`time.Now().UTC()` as Go's RFC3339Nano prints it (trailing zeros of the fraction trimmed)."""
+    moment = dt.datetime.now(dt.UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+    return text + "Z"
+
+
+def ndjson_line(obj: Any) -> bytes:
+    return orjson.dumps(obj) + b"\n"
+
+
+async def ndjson_or_error(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            yield ndjson_line(event)
+    except PowerError as exc:
+        yield ndjson_line({"error": str(exc)})
+    except Exception as exc:  # noqa: BLE001  the stream is already 200: report, never crash
+        log.exception("stream failed")
+        yield ndjson_line({"error": str(exc) or type(exc).__name__})
+
+
+def last_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return events[-1] if events else {}
+
+
+async def respond(
+    events: AsyncIterator[dict[str, Any]],
+    stream: bool,
+    combine: Callable[[list[dict[str, Any]]], dict[str, Any]] = last_event,
+) -> Response[Any]:
+    """Stream NDJSON, or (stream false) answer `combine(all events)` as one JSON object.
+
+    The first event is awaited before answering, so errors found before any output (model not
+    found, bad options, queue full) keep their HTTP status even when streaming.
+    """
+    if not stream:
+        collected = [event async for event in events]
+        return Response(combine(collected), media_type="application/json")
+    iterator = aiter(events)
+    try:
+        first = await anext(iterator)
+    except StopAsyncIteration:
+        return Stream(iter(()), media_type=NDJSON)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield ndjson_line(first)
+        async for line in ndjson_or_error(iterator):
+            yield line
+
+    return Stream(body(), media_type=NDJSON)

@@ -1,0 +1,49 @@
+"""`a3s-power serve`: the HTTP server (Ollama's native API) on OLLAMA_HOST, default 127.0.0.1:11434."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import replace
+
+from a3s_power.cli.app import app
+
+
+@app.command
+def serve(*, host: str | None = None, port: int | None = None, verbose: bool = False) -> None:
+    """Start the server. Settings come from the environment (OLLAMA_HOST, OLLAMA_MODELS,
+    OLLAMA_KEEP_ALIVE, OLLAMA_NUM_PARALLEL, OLLAMA_MAX_LOADED_MODELS, OLLAMA_MAX_QUEUE,
+    OLLAMA_CONTEXT_LENGTH, OLLAMA_ORIGINS, OLLAMA_NOPRUNE, OLLAMA_DEBUG).
+
+    Parameters
+    ----------
+    host
+        Address to bind (overrides OLLAMA_HOST's host).
+    port
+        Port to bind (overrides OLLAMA_HOST's port).
+    verbose
+        Log at debug level, llama.cpp's log included.
+    """
+    import uvicorn
+
+    from a3s_power.api import create_app
+    from a3s_power.config import Settings
+
+    settings = Settings.from_env()
+    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    level = logging.DEBUG if verbose or settings.debug else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if not (verbose or settings.debug):
+        logging.getLogger("a3s_power.llama").setLevel(logging.WARNING)
+    logging.getLogger(__name__).info(
+        "A3S Power listening on %s:%d (models: %s)", settings.host, settings.port, settings.models_root
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="debug" if verbose else "warning",
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,104 @@
+"""Server settings, read once from the environment (Ollama's variables, then A3S_POWER_* ones)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from a3s_power.durations import keep_alive_seconds
+from a3s_power.store.layout import default_models_root
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11434
+
+
+def _clean(value: str | None) -> str:
+    """Ollama trims spaces and surrounding quotes from every environment value."""
+    return (value or "").strip().strip("\"'").strip()
+
+
+def parse_host(value: str) -> tuple[str, int]:
+    """`OLLAMA_HOST` forms: `host`, `host:port`, `:port`, `[::]:port`, `http(s)://host[:port]`."""
+    value = _clean(value)
+    if not value:
+        return DEFAULT_HOST, DEFAULT_PORT
+    scheme_port = DEFAULT_PORT
+    if "://" in value:
+        parts = urlsplit(value)
+        scheme_port = 443 if parts.scheme == "https" else 80
+        value = parts.netloc
+    host, port = value, scheme_port
+    if value.startswith("["):
+        end = value.find("]")
+        host = value[1:end]
+        rest = value[end + 1 :]
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+    elif value.count(":") == 1:
+        host, _, raw_port = value.partition(":")
+        port = int(raw_port) if raw_port.isdigit() and 0 < int(raw_port) < 65536 else DEFAULT_PORT
+    return host or DEFAULT_HOST, port
+
+
+def _int(env: Mapping[str, str], *keys: str, default: int) -> int:
+    for key in keys:
+        raw = _clean(env.get(key))
+        if raw:
+            try:
+                return int(raw)
+            except ValueError:
+                continue
+    return default
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = _clean(env.get(key)).lower()
+    return bool(raw) and raw not in ("0", "false", "f", "no")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    models_root: Path = field(default_factory=default_models_root)
+    keep_alive: float = 300.0  # seconds; math.inf = never unload
+    num_parallel: int = 4  # slots per loaded model (Ollama: 1); continuous batching makes more cheap
+    max_loaded_models: int = 3
+    max_queue: int = 512
+    context_length: int = 4096
+    num_thread: int = 0  # 0 = llama.cpp's default
+    noprune: bool = False
+    origins: tuple[str, ...] = ()
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        host, port = parse_host(env.get("OLLAMA_HOST", ""))
+        keep_alive_raw = _clean(env.get("OLLAMA_KEEP_ALIVE"))
+        keep_alive = 300.0
+        if keep_alive_raw:
+            try:
+                keep_alive = keep_alive_seconds(
+                    float(keep_alive_raw) if keep_alive_raw.lstrip("-").isdigit() else keep_alive_raw
+                )
+            except Exception:  # noqa: BLE001  Ollama falls back to the default on a bad value
+                keep_alive = 300.0
+        origins = tuple(o.strip() for o in _clean(env.get("OLLAMA_ORIGINS")).split(",") if o.strip())
+        return cls(
+            host=host,
+            port=port,
+            models_root=default_models_root(env),
+            keep_alive=keep_alive,
+            num_parallel=max(1, _int(env, "OLLAMA_NUM_PARALLEL", "A3S_POWER_NUM_PARALLEL", default=4)),
+            max_loaded_models=max(1, _int(env, "OLLAMA_MAX_LOADED_MODELS", default=3) or 3),
+            max_queue=max(1, _int(env, "OLLAMA_MAX_QUEUE", default=512)),
+            context_length=max(4, _int(env, "OLLAMA_CONTEXT_LENGTH", default=4096) or 4096),
+            num_thread=max(0, _int(env, "A3S_POWER_NUM_THREAD", default=0)),
+            noprune=_flag(env, "OLLAMA_NOPRUNE"),
+            origins=origins,
+            debug=_flag(env, "OLLAMA_DEBUG"),
+        )
