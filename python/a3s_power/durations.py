@@ -16,7 +16,7 @@ def parse_go_duration(text: str) -> float:
     """Seconds in a Go duration string (`time.ParseDuration`); raises InvalidRequest like Go errors."""
     raw = text
     sign = 1.0
-    if text[:1] in "+-":
+    if text[:1] and text[0] in "+-":
         sign = -1.0 if text[0] == "-" else 1.0
         text = text[1:]
     if text == "0":
