@@ -15,22 +15,22 @@ from typing import Any
 
 from a3s_power.errors import PowerError
 from a3s_power.runtime.generation import GenerationOptions
+from a3s_power.store.parameters import (
+    BOOL_PARAMETERS,
+    FLOAT_PARAMETERS,
+    INT_PARAMETERS,
+    LIST_PARAMETERS,
+    typed_json_value,
+)
 
 log = logging.getLogger(__name__)
 
-_FLOAT = {
-    "temperature", "top_p", "min_p", "typical_p", "repeat_penalty", "presence_penalty",
-    "frequency_penalty", "mirostat_tau", "mirostat_eta", "tfs_z",
-}  # fmt: skip
-_INT = {
-    "num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "mirostat", "num_ctx", "num_batch",
-    "num_gpu", "main_gpu", "num_thread", "num_gqa",
-}  # fmt: skip
-_BOOL = {
-    "penalize_newline", "use_mmap", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only",
-    "use_mlock", "embedding_only",
-}  # fmt: skip
-_LIST = {"stop"}
+# Request options Ollama's FromMap knows: the Modelfile parameters plus the legacy ones it still
+# accepts (mirostat is honoured here; the rest are accepted and ignored).
+_FLOAT = FLOAT_PARAMETERS | {"mirostat_tau", "mirostat_eta", "tfs_z"}
+_INT = INT_PARAMETERS | {"mirostat", "num_gqa"}
+_BOOL = BOOL_PARAMETERS | {"penalize_newline", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only",
+                           "use_mlock", "embedding_only"}  # fmt: skip
 _RUNNER = {"num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread", "use_mmap"}
 _IGNORED = {"tfs_z", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "num_gqa",
             "embedding_only", "main_gpu"}  # fmt: skip
@@ -52,26 +52,10 @@ class RunnerOptions:
 
 
 def coerce_option(key: str, value: Any) -> Any:
-    """One option value checked and converted as Ollama's `FromMap` does."""
-    if key in _FLOAT:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise OptionTypeError(f'option "{key}" must be of type float32')
-        return float(value)
-    if key in _INT:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise OptionTypeError(f'option "{key}" must be of type integer')
-        return int(value)
-    if key in _BOOL:
-        if not isinstance(value, bool):
-            raise OptionTypeError(f'option "{key}" must be of type boolean')
-        return value
-    if key in _LIST:
-        if not isinstance(value, list):
-            raise OptionTypeError(f'option "{key}" must be of type array')
-        if not all(isinstance(item, str) for item in value):
-            raise OptionTypeError(f'option "{key}" must be of an array of strings')
-        return list(value)
-    raise KeyError(key)
+    """One option value checked and converted as Ollama's `FromMap` does; KeyError if unknown."""
+    if key not in _FLOAT | _INT | _BOOL | LIST_PARAMETERS:
+        raise KeyError(key)
+    return typed_json_value(key, value, OptionTypeError, ints=_INT, floats=_FLOAT)
 
 
 def merge_options(

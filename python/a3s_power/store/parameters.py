@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from a3s_power.store.errors import InvalidModelfile
@@ -60,20 +61,33 @@ def coerce_parameter(name: str, value: Any) -> Any:
         raise InvalidModelfile(f"unknown parameter '{name}'")
     if isinstance(value, str):
         return parse_parameter_values(name, [value])
-    if name in LIST_PARAMETERS:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidModelfile(f'option "{name}" must be of an array of strings')
+    return typed_json_value(name, value, InvalidModelfile)
+
+
+def typed_json_value(
+    name: str,
+    value: Any,
+    error: Callable[[str], Exception],
+    *,
+    ints: frozenset[str] = INT_PARAMETERS,
+    floats: frozenset[str] = FLOAT_PARAMETERS,
+    lists: frozenset[str] = LIST_PARAMETERS,
+) -> Any:
+    """A JSON option value checked as Ollama's `FromMap` checks it (ints accept floats, truncated);
+    anything not int/float/list is a bool. Raises `error(<Ollama's text>)`."""
+    if name in lists:
+        if not isinstance(value, list):
+            raise error(f'option "{name}" must be of type array')
+        if not all(isinstance(v, str) for v in value):
+            raise error(f'option "{name}" must be of an array of strings')
         return list(value)
-    if name in INT_PARAMETERS:
+    if name in ints or name in floats:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidModelfile(f'option "{name}" must be of type integer')
-        return int(value)
-    if name in FLOAT_PARAMETERS:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidModelfile(f'option "{name}" must be of type float32')
-        return float(value)
+            kind = "integer" if name in ints else "float32"
+            raise error(f'option "{name}" must be of type {kind}')
+        return int(value) if name in ints else float(value)
     if not isinstance(value, bool):
-        raise InvalidModelfile(f'option "{name}" must be of type boolean')
+        raise error(f'option "{name}" must be of type boolean')
     return value
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -246,3 +250,28 @@ def pull_options(registry: FakeRegistry | None = None, **overrides: object) -> R
 def publish(server: FakeRegistry, model: bytes, repo: str = "library/tiny", tag: str = "latest") -> bytes:
     """Serve `model` as `repo:tag` with a template layer; returns the manifest bytes."""
     return server.add_model(repo, tag, [(MEDIA_MODEL, model), (MEDIA_TEMPLATE, b"{{ .Prompt }}")])
+
+
+_PULL_SCRIPT = """
+import asyncio
+from a3s_power.registry import RegistryOptions, pull_model
+from a3s_power.store.store import ModelStore
+opts = RegistryOptions(endpoints={{"registry.ollama.ai": "{url}"}}, min_part_size=65536, max_part_size=65536,
+                       max_parallel=2, checkpoint_interval=0.01, progress_interval=0.01)
+async def main():
+    async for event in pull_model(ModelStore("{root}", env={{}}), "tiny", options=opts):
+        print(event, flush=True)
+asyncio.run(main())
+"""
+
+
+def start_pull_process(registry: FakeRegistry, root: Path) -> subprocess.Popen[bytes]:
+    """`tiny` pulled from `registry` into `root` by another process (2 parallel 64 KiB parts);
+    it prints each progress event."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "python")}
+    return subprocess.Popen(
+        [sys.executable, "-c", _PULL_SCRIPT.format(url=registry.url, root=root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )

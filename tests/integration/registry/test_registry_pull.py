@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import orjson
 import pytest
-from fake_registry import TOKEN, FakeRegistry, publish, pull_options
+from fake_registry import TOKEN, FakeRegistry, publish, pull_options, start_pull_process
 
 from _store_helpers import collect, free_port, write_tiny_gguf
 from a3s_power.registry import RegistryUnreachable, pull_model
@@ -22,7 +20,6 @@ from a3s_power.store.show import show_model
 from a3s_power.store.store import ModelStore
 
 pytestmark = pytest.mark.timeout(120)
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_bearer_challenge_redirect_and_parallel_parts(
@@ -146,19 +143,6 @@ def test_new_version_removes_unused_layers_unless_noprune(tmp_path: Path, regist
     assert store.read_blob("sha256:" + __import__("hashlib").sha256(b"GGUF-v2").hexdigest()) == b"GGUF-v2"
 
 
-_CHILD = """
-import asyncio, sys
-from a3s_power.registry import RegistryOptions, pull_model
-from a3s_power.store.store import ModelStore
-opts = RegistryOptions(endpoints={{"registry.ollama.ai": "{url}"}}, min_part_size=65536, max_part_size=65536,
-                       max_parallel=2, checkpoint_interval=0.01, progress_interval=0.01)
-async def main():
-    async for event in pull_model(ModelStore("{root}", env={{}}), "tiny", options=opts):
-        print(event, flush=True)
-asyncio.run(main())
-"""
-
-
 def test_killed_pull_leaves_no_model_and_resumes(
     tmp_path: Path, registry: FakeRegistry, model_bytes: bytes
 ) -> None:
@@ -166,13 +150,7 @@ def test_killed_pull_leaves_no_model_and_resumes(
     model_digest = orjson.loads(raw)["layers"][0]["digest"]
     registry.behaviour.throttle_s = 0.02  # ~800 KB/s: the kill lands mid-transfer
     root = tmp_path / "models"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "python")}
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD.format(url=registry.url, root=root)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    child = start_pull_process(registry, root)
     partial_parts = root / "blobs"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from fake_registry import FakeRegistry, publish, pull_options
+from fake_registry import FakeRegistry, publish, pull_options, start_pull_process
 
 from _store_helpers import collect
 from a3s_power.registry import RegistryOptions, pull_model
@@ -22,7 +20,6 @@ from a3s_power.store.names import blob_filename
 from a3s_power.store.store import ModelStore
 
 pytestmark = pytest.mark.timeout(120)
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _model_digest(raw: bytes) -> str:
@@ -73,19 +70,6 @@ def test_concurrent_pulls_in_one_process_share_one_download(
     assert not list(store.layout.blobs.glob("*-partial*"))
 
 
-_CHILD = """
-import asyncio
-from a3s_power.registry import RegistryOptions, pull_model
-from a3s_power.store.store import ModelStore
-opts = RegistryOptions(endpoints={{"registry.ollama.ai": "{url}"}}, min_part_size=65536, max_part_size=65536,
-                       max_parallel=2, checkpoint_interval=0.01, progress_interval=0.01)
-async def main():
-    async for event in pull_model(ModelStore("{root}", env={{}}), "tiny", options=opts):
-        print(event, flush=True)
-asyncio.run(main())
-"""
-
-
 def test_pull_waits_for_another_process_downloading_the_same_blob(
     tmp_path: Path, registry: FakeRegistry, model_bytes: bytes
 ) -> None:
@@ -93,13 +77,7 @@ def test_pull_waits_for_another_process_downloading_the_same_blob(
     digest = _model_digest(raw)
     registry.behaviour.throttle_s = 0.01
     root = tmp_path / "models"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "python")}
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD.format(url=registry.url, root=root)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    child = start_pull_process(registry, root)
     lock = TransferLock(root / ".locks" / f"{blob_filename(digest)}.lock")
     deadline = time.monotonic() + 30
     while not lock.is_held_elsewhere():  # the child has started the model blob

@@ -21,39 +21,34 @@ class Message(msgspec.Struct, omit_defaults=True):
     tool_call_id: str | None = None
 
 
-class GenerateRequest(msgspec.Struct):
+class _Generation(msgspec.Struct):
+    """Fields generate and chat share."""
+
     model: str = ""
+    stream: bool | None = None
+    format: str | dict[str, Any] | None = None
+    keep_alive: float | str | None = None
+    options: dict[str, Any] | None = None
+    think: bool | str | None = None
+    truncate: bool | None = None
+    shift: bool | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+class GenerateRequest(_Generation):
     prompt: str = ""
     suffix: str = ""
     system: str | None = None
     template: str | None = None
     context: list[int] | None = None
-    stream: bool | None = None
     raw: bool = False
-    format: str | dict[str, Any] | None = None
     images: list[str] | None = None
-    keep_alive: float | str | None = None
-    options: dict[str, Any] | None = None
-    think: bool | str | None = None
-    truncate: bool | None = None
-    shift: bool | None = None
-    logprobs: bool = False
-    top_logprobs: int = 0
 
 
-class ChatRequest(msgspec.Struct):
-    model: str = ""
+class ChatRequest(_Generation):
     messages: list[Message] = msgspec.field(default_factory=list)
-    stream: bool | None = None
-    format: str | dict[str, Any] | None = None
-    keep_alive: float | str | None = None
     tools: list[dict[str, Any]] | None = None
-    options: dict[str, Any] | None = None
-    think: bool | str | None = None
-    truncate: bool | None = None
-    shift: bool | None = None
-    logprobs: bool = False
-    top_logprobs: int = 0
 
 
 class EmbedRequest(msgspec.Struct):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,7 +256,81 @@ async def _stream(
         raise
 
 
+def _request_flags(
+    gen: GenerationOptions,
+    fmt: str | dict[str, Any] | None,
+    logprobs: bool,
+    top_logprobs: int,
+    truncate: bool | None,
+    shift: bool | None,
+) -> None:
+    gen.grammar = grammar_for_format(fmt)
+    gen.logprobs = logprobs
+    gen.top_logprobs = top_logprobs
+    gen.truncate = True if truncate is None else truncate
+    gen.shift = True if shift is None else shift
+
+
+@dataclass
+class _Generation:
+    """One generate/chat request, ready to run: `build` renders the prompt on the loaded model,
+    `text` names a piece of output the way the endpoint does."""
+
+    model: ResolvedModel
+    requested: str
+    spec: LoadSpec
+    gen: GenerationOptions
+    keep_alive: float | None
+    build: Callable[[LoadedModel], tuple[list[int], list[str]]]
+    text: Callable[[str], Event]
+    final_extra: Callable[[Completion], Event]
+    started: int
+
+
+async def _generation_events(state: Any, job: _Generation) -> AsyncIterator[Event]:
+    runner, load_duration = await _acquire(state, job.model, job.spec)
+    want_logprobs = job.gen.logprobs or job.gen.top_logprobs > 0
+    try:
+        tokens, template_stops = job.build(runner.loaded)
+        job.gen.stop = _stops(job.gen, template_stops)
+        async for item in _stream(runner.loaded, tokens, job.gen):
+            head = {"model": job.requested, "created_at": now_rfc3339()}
+            if isinstance(item, Chunk):
+                chunk: Event = {**head, **job.text(item.text), "done": False}
+                if want_logprobs:
+                    chunk["logprobs"] = _logprobs_wire(item, job.gen.top_logprobs)
+                yield chunk
+            else:
+                yield {
+                    **head,
+                    **job.text(""),
+                    "done": True,
+                    "done_reason": item.done_reason,
+                    **job.final_extra(item),
+                    **_metrics(item, job.started, load_duration),
+                }
+    finally:
+        state.scheduler.release(runner, job.keep_alive)
+
+
+def _combine(events: list[Event], text_of: Callable[[Event], str], text: Callable[[str], Event]) -> Event:
+    """`stream: false`: the final event carrying the whole text and every logprob."""
+    final = {**(events[-1] if events else {}), **text("".join(text_of(e) for e in events))}
+    logprobs = [lp for e in events for lp in e.get("logprobs", [])]
+    if logprobs:
+        final["logprobs"] = logprobs
+    return final
+
+
+def _no_extra(_: Completion) -> Event:
+    return {}
+
+
 # -- /api/generate ------------------------------------------------------------------------------
+def _response_text(text: str) -> Event:
+    return {"response": text}
+
+
 async def generate_events(state: Any, req: GenerateRequest) -> AsyncIterator[Event]:
     started = time.perf_counter_ns()
     model = resolve(state, req.model)
@@ -274,70 +348,38 @@ async def generate_events(state: Any, req: GenerateRequest) -> AsyncIterator[Eve
     gen, spec = _prepare(state, model, req.options)
     if not req.prompt:
         reason = await _load_or_unload(state, model, spec, keep_alive)
-        yield {
-            "model": req.model,
-            "created_at": now_rfc3339(),
-            "response": "",
-            "done": True,
-            "done_reason": reason,
-        }
+        yield {"model": req.model, "created_at": now_rfc3339(), **_response_text(""), "done": True,
+               "done_reason": reason}  # fmt: skip
         return
-    gen.grammar = grammar_for_format(req.format)
-    gen.logprobs = req.logprobs
-    gen.top_logprobs = req.top_logprobs
-    gen.truncate = True if req.truncate is None else req.truncate
-    gen.shift = True if req.shift is None else req.shift
-    runner, load_duration = await _acquire(state, model, spec)
-    try:
-        loaded = runner.loaded
-        template_stops: list[str] = []
+    _request_flags(gen, req.format, req.logprobs, req.top_logprobs, req.truncate, req.shift)
+
+    def build(loaded: LoadedModel) -> tuple[list[int], list[str]]:
+        stops: list[str] = []
         if req.raw:
             tokens = loaded.tokenize(req.prompt, add_special=True, parse_special=False)
         else:
             system = req.system if req.system is not None else model.view.system
-            messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": req.prompt}
-            ]
-            tokens, template_stops = _render(loaded, messages, think=req.think)
-        if req.context:
-            tokens = list(req.context) + tokens
-        gen.stop = _stops(gen, template_stops)
-        async for item in _stream(loaded, tokens, gen):
-            if isinstance(item, Chunk):
-                chunk: Event = {
-                    "model": req.model,
-                    "created_at": now_rfc3339(),
-                    "response": item.text,
-                    "done": False,
-                }
-                if req.logprobs or req.top_logprobs:
-                    chunk["logprobs"] = _logprobs_wire(item, req.top_logprobs)
-                yield chunk
-            else:
-                yield {
-                    "model": req.model,
-                    "created_at": now_rfc3339(),
-                    "response": "",
-                    "done": True,
-                    "done_reason": item.done_reason,
-                    "context": item.context,
-                    **_metrics(item, started, load_duration),
-                }
-    finally:
-        state.scheduler.release(runner, keep_alive)
+            messages = [{"role": "system", "content": system}] if system else []
+            tokens, stops = _render(
+                loaded, [*messages, {"role": "user", "content": req.prompt}], think=req.think
+            )
+        return (list(req.context) + tokens if req.context else tokens), stops
+
+    job = _Generation(model, req.model, spec, gen, keep_alive, build, _response_text,
+                      lambda done: {"context": done.context}, started)  # fmt: skip
+    async for event in _generation_events(state, job):
+        yield event
 
 
 def combine_generate(events: list[Event]) -> Event:
-    """`stream: false`: one object with the whole response (and all logprobs)."""
-    final = dict(events[-1]) if events else {}
-    final["response"] = "".join(e.get("response", "") for e in events)
-    logprobs = [lp for e in events for lp in e.get("logprobs", [])]
-    if logprobs:
-        final["logprobs"] = logprobs
-    return final
+    return _combine(events, lambda e: str(e.get("response", "")), _response_text)
 
 
 # -- /api/chat ----------------------------------------------------------------------------------
+def _message_text(text: str) -> Event:
+    return {"message": {"role": "assistant", "content": text}}
+
+
 async def chat_events(state: Any, req: ChatRequest) -> AsyncIterator[Event]:
     started = time.perf_counter_ns()
     model = resolve(state, req.model)
@@ -350,63 +392,25 @@ async def chat_events(state: Any, req: ChatRequest) -> AsyncIterator[Event]:
     gen, spec = _prepare(state, model, req.options)
     if not req.messages:
         reason = await _load_or_unload(state, model, spec, keep_alive)
-        yield {
-            "model": req.model,
-            "created_at": now_rfc3339(),
-            "message": {"role": "assistant", "content": ""},
-            "done": True,
-            "done_reason": reason,
-        }
+        yield {"model": req.model, "created_at": now_rfc3339(), **_message_text(""), "done": True,
+               "done_reason": reason}  # fmt: skip
         return
     messages = _wire_messages(req.messages)
     if model.view.system and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": model.view.system})
     messages = _wire_messages(Message(**m) for m in model.view.messages) + messages
-    gen.grammar = grammar_for_format(req.format)
-    gen.logprobs = req.logprobs
-    gen.top_logprobs = req.top_logprobs
-    gen.truncate = True if req.truncate is None else req.truncate
-    gen.shift = True if req.shift is None else req.shift
-    runner, load_duration = await _acquire(state, model, spec)
-    try:
-        loaded = runner.loaded
-        tokens, template_stops = _render(loaded, messages, tools=req.tools, think=req.think)
-        gen.stop = _stops(gen, template_stops)
-        async for item in _stream(loaded, tokens, gen):
-            if isinstance(item, Chunk):
-                chunk: Event = {
-                    "model": req.model,
-                    "created_at": now_rfc3339(),
-                    "message": {"role": "assistant", "content": item.text},
-                    "done": False,
-                }
-                if req.logprobs or req.top_logprobs:
-                    chunk["logprobs"] = _logprobs_wire(item, req.top_logprobs)
-                yield chunk
-            else:
-                yield {
-                    "model": req.model,
-                    "created_at": now_rfc3339(),
-                    "message": {"role": "assistant", "content": ""},
-                    "done": True,
-                    "done_reason": item.done_reason,
-                    **_metrics(item, started, load_duration),
-                }
-    finally:
-        state.scheduler.release(runner, keep_alive)
+    _request_flags(gen, req.format, req.logprobs, req.top_logprobs, req.truncate, req.shift)
+
+    def build(loaded: LoadedModel) -> tuple[list[int], list[str]]:
+        return _render(loaded, messages, tools=req.tools, think=req.think)
+
+    job = _Generation(model, req.model, spec, gen, keep_alive, build, _message_text, _no_extra, started)
+    async for event in _generation_events(state, job):
+        yield event
 
 
 def combine_chat(events: list[Event]) -> Event:
-    final = dict(events[-1]) if events else {}
-    if "message" in final:
-        final["message"] = {
-            **final["message"],
-            "content": "".join(e.get("message", {}).get("content", "") for e in events),
-        }
-    logprobs = [lp for e in events for lp in e.get("logprobs", [])]
-    if logprobs:
-        final["logprobs"] = logprobs
-    return final
+    return _combine(events, lambda e: str(e.get("message", {}).get("content", "")), _message_text)
 
 
 # -- /api/embed, /api/embeddings ------------------------------------------------------------------
