@@ -1,0 +1,79 @@
+"""Request bodies of Ollama's model-management endpoints (`api/types.go`), decoded with msgspec.
+
+Unknown fields are ignored, as Go's encoding/json does; so are the fields Ollama itself ignores
+(`username`/`password` on pull, the legacy `modelfile`/`path` of create). Optional fields also accept
+JSON `null`, which Go decodes as "absent". Where Ollama still reads the deprecated `name`, so do we.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class ShowRequest(msgspec.Struct):
+    model: str | None = None
+    name: str | None = None  # deprecated
+    verbose: bool | None = None
+    system: str | None = None  # accepted, not used (as in Ollama's ShowHandler)
+    template: str | None = None  # deprecated
+    options: dict[str, Any] | None = None
+
+    @property
+    def target(self) -> str:
+        return self.model or self.name or ""
+
+
+class TransferRequest(msgspec.Struct):
+    """`/api/pull` and `/api/push` (PullRequest / PushRequest)."""
+
+    model: str | None = None
+    name: str | None = None  # deprecated
+    insecure: bool | None = None
+    stream: bool | None = None
+
+    @property
+    def target(self) -> str:
+        return self.model or self.name or ""
+
+
+class CopyRequest(msgspec.Struct):
+    source: str | None = None
+    destination: str | None = None
+
+
+class DeleteRequest(msgspec.Struct):
+    model: str | None = None
+    name: str | None = None  # deprecated
+
+    @property
+    def target(self) -> str:
+        return self.model or self.name or ""
+
+
+class CreateBody(msgspec.Struct):
+    """Ollama's structured CreateRequest; `to_mapping()` feeds `store.create.CreateRequest.from_json`."""
+
+    model: str | None = None
+    name: str | None = None  # deprecated
+    from_: str | None = msgspec.field(default=None, name="from")
+    files: dict[str, str] | None = None
+    adapters: dict[str, str] | None = None
+    template: str | None = None
+    system: str | None = None
+    license: str | list[str] | None = None
+    parameters: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] | None = None
+    quantize: str | None = None
+    quantization: str | None = None  # deprecated spelling of quantize
+    renderer: str | None = None
+    parser: str | None = None
+    requires: str | None = None
+    stream: bool | None = None
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The body as a JSON-like mapping with Ollama's field names (`from`, not `from_`)."""
+        mapping: dict[str, Any] = msgspec.to_builtins(self)
+        mapping.pop("stream", None)
+        return mapping
