@@ -4,28 +4,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from _store_helpers import write_tiny_gguf
 from fake_registry import FakeRegistry
-
-from _store_helpers import DockerRegistry, write_tiny_gguf
-
-
-@pytest.fixture
-def docker_registry(tmp_path: Path) -> Iterator[DockerRegistry]:
-    try:
-        registry = DockerRegistry(tmp_path / "registry")
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    try:
-        yield registry
-    finally:
-        registry.stop()
-
-
-@pytest.fixture
-def registry() -> Iterator[FakeRegistry]:
-    server = FakeRegistry()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

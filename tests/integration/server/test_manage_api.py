@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +23,7 @@ from live_server import LiveServer
 
 from _store_helpers import DockerRegistry, write_tiny_gguf
 from a3s_power.store.names import parse_name
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
-from fake_registry import FakeRegistry, publish  # noqa: E402
+from fake_registry import FakeRegistry, publish
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,30 +44,11 @@ def client(server: LiveServer) -> ollama.Client:
 
 
 @pytest.fixture
-def registry() -> Iterator[FakeRegistry]:
-    fake = FakeRegistry()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def registry_env(registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
     """The server's pulls of `registry.ollama.ai/...` go to the fake registry (read per request)."""
     monkeypatch.setenv("A3S_POWER_REGISTRY_ENDPOINTS", f"registry.ollama.ai={registry.url}")
     monkeypatch.setenv("A3S_POWER_OFFLINE_FALLBACK", "0")
     return registry
-
-
-@pytest.fixture
-def docker_registry(tmp_path: Path) -> Iterator[DockerRegistry]:
-    try:
-        registry = DockerRegistry(tmp_path / "registry")
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    try:
-        yield registry
-    finally:
-        registry.stop()
 
 
 def ndjson(response: httpx.Response) -> list[dict[str, Any]]:

@@ -268,7 +268,7 @@ asyncio.run(main())
 def start_pull_process(registry: FakeRegistry, root: Path) -> subprocess.Popen[bytes]:
     """`tiny` pulled from `registry` into `root` by another process (2 parallel 64 KiB parts);
     it prints each progress event."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "python")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python")}
     return subprocess.Popen(
         [sys.executable, "-c", _PULL_SCRIPT.format(url=registry.url, root=root)],
         env=env,
