@@ -322,6 +322,11 @@ def _combine(events: list[Event], text_of: Callable[[Event], str], text: Callabl
     return final
 
 
+def _done_event(requested: str, text: Callable[[str], Event], reason: str) -> Event:
+    """The single answer to a load (empty prompt) or unload (keep_alive 0) request."""
+    return {"model": requested, "created_at": now_rfc3339(), **text(""), "done": True, "done_reason": reason}
+
+
 def _no_extra(_: Completion) -> Event:
     return {}
 
@@ -347,9 +352,7 @@ async def generate_events(state: Any, req: GenerateRequest) -> AsyncIterator[Eve
     keep_alive = _keep_alive(req.keep_alive)
     gen, spec = _prepare(state, model, req.options)
     if not req.prompt:
-        reason = await _load_or_unload(state, model, spec, keep_alive)
-        yield {"model": req.model, "created_at": now_rfc3339(), **_response_text(""), "done": True,
-               "done_reason": reason}  # fmt: skip
+        yield _done_event(req.model, _response_text, await _load_or_unload(state, model, spec, keep_alive))
         return
     _request_flags(gen, req.format, req.logprobs, req.top_logprobs, req.truncate, req.shift)
 
@@ -391,9 +394,7 @@ async def chat_events(state: Any, req: ChatRequest) -> AsyncIterator[Event]:
     keep_alive = _keep_alive(req.keep_alive)
     gen, spec = _prepare(state, model, req.options)
     if not req.messages:
-        reason = await _load_or_unload(state, model, spec, keep_alive)
-        yield {"model": req.model, "created_at": now_rfc3339(), **_message_text(""), "done": True,
-               "done_reason": reason}  # fmt: skip
+        yield _done_event(req.model, _message_text, await _load_or_unload(state, model, spec, keep_alive))
         return
     messages = _wire_messages(req.messages)
     if model.view.system and not any(m["role"] == "system" for m in messages):
