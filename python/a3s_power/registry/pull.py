@@ -111,7 +111,10 @@ async def _wait_for_other_pull(
     that pull's checkpointed progress, as Ollama shares one download between concurrent pulls."""
     last = -1
     while not lock.try_acquire():
-        completed = min(partial_progress(store.layout, layer.digest), layer.size)
+        if store.has_blob(layer.digest):  # published; its part records are already gone
+            completed = layer.size
+        else:  # never report less than before (records vanish while the other pull publishes)
+            completed = max(last, min(partial_progress(store.layout, layer.digest), layer.size))
         if completed != last:
             last = completed
             yield {"status": status, "digest": layer.digest, "total": layer.size, "completed": completed}
