@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-from fake_registry import FakeRegistry, publish, pull_options, start_pull_process
 
 from _store_helpers import collect
 from a3s_power.registry import RegistryOptions, pull_model
@@ -18,6 +17,7 @@ from a3s_power.store.errors import RegistryError
 from a3s_power.store.locks import TransferLock
 from a3s_power.store.names import blob_filename
 from a3s_power.store.store import ModelStore
+from fake_registry import FakeRegistry, publish, pull_options, start_pull_process
 
 pytestmark = pytest.mark.timeout(120)
 
