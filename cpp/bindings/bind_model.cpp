@@ -1,4 +1,5 @@
 #include "common.h"
+#include "chat_parse.h"
 #include "model.h"
 #include "sampler.h"
 
@@ -98,4 +99,30 @@ void bind_model(py::module_ & m) {
              py::arg("gbnf"));
 
     m.def("json_schema_to_grammar", &json_schema_to_gbnf, py::arg("schema_json"));
+
+    py::class_<ChatParser>(m, "ChatParser")
+        .def(py::init<const std::string &, const std::string &, const std::string &, bool, bool>(),
+             py::arg("format"), py::arg("parser"), py::arg("generation_prompt") = "",
+             py::arg("parse_reasoning") = true, py::arg("parse_tool_calls") = true,
+             "A parser for one rendered conversation's reply (from ChatRender's format/parser/generation_prompt)")
+        .def(
+            "parse",
+            [](const ChatParser & self, const std::string & text, bool is_partial) {
+                ParsedMessage msg;
+                {
+                    py::gil_scoped_release nogil;
+                    msg = self.parse(text, is_partial);
+                }
+                py::list calls;
+                for (const auto & c : msg.tool_calls) {
+                    py::dict d;
+                    d["name"]      = c.name;
+                    d["arguments"] = c.arguments;
+                    d["id"]        = c.id;
+                    calls.append(d);
+                }
+                return py::make_tuple(msg.content, msg.reasoning, calls);
+            },
+            py::arg("text"), py::arg("is_partial"),
+            "(content, reasoning, tool_calls) of the text generated so far; tool_calls: [{name, arguments, id}]");
 }

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BusyError', 'Channel', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'SamplingParams', 'drain_logs', 'json_schema_to_grammar', 'quantize', 'quantize_types', 'set_log_echo', 'system_info', 'validate_gguf']
+__all__: list[str] = ['BusyError', 'Channel', 'ChatParser', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'SamplingParams', 'drain_logs', 'json_schema_to_grammar', 'quantize', 'quantize_types', 'set_log_echo', 'system_info', 'validate_gguf']
 class EngineError(RuntimeError):
     pass
 class BusyError(RuntimeError):
@@ -182,6 +182,15 @@ class Model:
     @property
     def path(self) -> str:
         ...
+class ChatParser:
+    def __init__(self, format: str, parser: str, generation_prompt: str = '', parse_reasoning: bool = True, parse_tool_calls: bool = True) -> None:
+        """
+        A parser for one rendered conversation's reply (from ChatRender's format/parser/generation_prompt)
+        """
+    def parse(self, text: str, is_partial: bool) -> tuple[str, str, list]:
+        """
+        (content, reasoning, tool_calls) of the text generated so far; tool_calls: [{name, arguments, id}]
+        """
 class SamplingParams:
     generation_prompt: str
     grammar: str

@@ -40,6 +40,10 @@ class GenerationOptions:
     ignore_eos: bool = False
     logit_bias: dict[int, float] = field(default_factory=dict)
     grammar: str = ""
+    grammar_lazy: bool = False  # the grammar applies from the first trigger on (tool calls)
+    grammar_triggers: list[str] = field(default_factory=list)
+    grammar_trigger_patterns: list[str] = field(default_factory=list)
+    preserved_tokens: list[str] = field(default_factory=list)
     logprobs: bool = False
     top_logprobs: int = 0
     truncate: bool = True
@@ -77,6 +81,10 @@ class GenerationOptions:
         s.ignore_eos = self.ignore_eos
         s.logit_bias = [(int(k), float(v)) for k, v in self.logit_bias.items()]
         s.grammar = self.grammar
+        s.grammar_lazy = self.grammar_lazy
+        s.trigger_words = list(self.grammar_triggers)
+        s.trigger_patterns = list(self.grammar_trigger_patterns)
+        s.preserved_tokens = list(self.preserved_tokens)
         req.sampling = s
         return req
 

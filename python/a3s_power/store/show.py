@@ -148,6 +148,11 @@ def show_model(store: ModelStore, name: str | ModelName, *, verbose: bool = Fals
     return response
 
 
+def is_jinja(template: str) -> bool:
+    """Jinja (`{% for message in messages %}`), not an Ollama Go template (`{{ .Prompt }}`)."""
+    return "{%" in template
+
+
 def capabilities(view: ModelView, info: GGUFInfo | None) -> list[str]:
     """Ollama's capability detection from the GGUF header, the projector and the template."""
     caps: list[str] = []
@@ -158,6 +163,8 @@ def capabilities(view: ModelView, info: GGUFInfo | None) -> list[str]:
         caps.append("completion")
     jinja = info.chat_template if info is not None else ""
     go_template = view.template or ""
+    if is_jinja(go_template):  # a TEMPLATE layer written in Jinja replaces the GGUF's template
+        jinja, go_template = go_template, ""
     if ("tools" in jinja or "tool_call" in jinja) or ".Tools" in go_template:
         caps.append("tools")
     if ".Suffix" in go_template:

@@ -9,7 +9,8 @@ from litestar.response import Stream
 
 from a3s_power import __version__
 from a3s_power.api.errors import decode_body
-from a3s_power.api.ollama import service
+from a3s_power.api.ollama import embeddings as embedding_service
+from a3s_power.api.ollama import generation, scheduling
 from a3s_power.api.ollama.protocol import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
 from a3s_power.api.streaming import respond
 
@@ -43,31 +44,31 @@ def version_head() -> None:
 @post("/api/generate", status_code=200)
 async def generate(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
     body = decode_body(await request.body(), GenerateRequest)
-    events = service.generate_events(_state(request), body)
-    return await respond(events, body.stream is not False, service.combine_generate)
+    events = generation.generate_events(_state(request), body)
+    return await respond(events, body.stream is not False, generation.combine_generate)
 
 
 @post("/api/chat", status_code=200)
 async def chat(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
     body = decode_body(await request.body(), ChatRequest)
-    events = service.chat_events(_state(request), body)
-    return await respond(events, body.stream is not False, service.combine_chat)
+    events = generation.chat_events(_state(request), body)
+    return await respond(events, body.stream is not False, generation.combine_chat)
 
 
 @post("/api/embed", status_code=200)
 async def embed(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return await service.embed(_state(request), decode_body(await request.body(), EmbedRequest))
+    return await embedding_service.embed(_state(request), decode_body(await request.body(), EmbedRequest))
 
 
 @post("/api/embeddings", status_code=200)
 async def embeddings(request: Request[Any, Any, Any]) -> dict[str, Any]:
     body = decode_body(await request.body(), EmbeddingsRequest)
-    return await service.embeddings_legacy(_state(request), body)
+    return await embedding_service.embeddings_legacy(_state(request), body)
 
 
 @get("/api/ps", sync_to_thread=False)
 def ps(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return service.ps(_state(request))
+    return scheduling.ps(_state(request))
 
 
 ROUTES = [root, root_head, version, version_head, generate, chat, embed, embeddings, ps]

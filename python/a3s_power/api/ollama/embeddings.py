@@ -1,0 +1,97 @@
+"""`/api/embed` (batch, L2-normalized, truncate, dimensions) and the legacy `/api/embeddings`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+
+from a3s_power.api.ollama.protocol import EmbeddingsRequest, EmbedRequest
+from a3s_power.api.ollama.scheduling import (
+    ResolvedModel,
+    acquire,
+    keep_alive_of,
+    load_or_unload,
+    prepare,
+    resolve,
+)
+from a3s_power.errors import InvalidRequest, PowerError
+
+Event = dict[str, Any]
+
+
+async def _embed(
+    state: Any,
+    model: ResolvedModel,
+    texts: list[str],
+    options: dict[str, Any] | None,
+    *,
+    normalize: bool,
+    truncate: bool,
+    keep_alive: float | None,
+) -> tuple[np.ndarray, list[int], int]:
+    _, spec = prepare(state, model, options, embedding=True)
+    runner, load_duration = await acquire(state, model, spec)
+    try:
+        try:
+            vectors, counts = await asyncio.to_thread(
+                runner.loaded.embed, texts, normalize=normalize, truncate=truncate
+            )
+        except (RuntimeError, ValueError) as exc:
+            message = str(exc)
+            if "context" in message or "too long" in message or "exceeds" in message:
+                raise InvalidRequest("the input length exceeds the context length") from exc
+            raise PowerError(message) from exc
+    finally:
+        state.scheduler.release(runner, keep_alive)
+    return np.asarray(vectors, dtype=np.float32), list(counts), load_duration
+
+
+async def embed(state: Any, req: EmbedRequest) -> Event:
+    started = time.perf_counter_ns()
+    model = resolve(state, req.model)
+    keep_alive = keep_alive_of(req.keep_alive)
+    if req.input is None or req.input == "":
+        texts: list[str] = []
+    elif isinstance(req.input, str):
+        texts = [req.input]
+    else:
+        texts = list(req.input)
+    if req.dimensions < 0:
+        raise InvalidRequest("dimensions must be a positive integer")
+    if not texts:
+        _, spec = prepare(state, model, req.options, embedding=True)
+        await load_or_unload(state, model, spec, keep_alive)
+        return {"model": req.model, "embeddings": []}
+    truncate = True if req.truncate is None else req.truncate
+    vectors, counts, load_duration = await _embed(
+        state, model, texts, req.options, normalize=True, truncate=truncate, keep_alive=keep_alive
+    )
+    if 0 < req.dimensions < vectors.shape[1]:
+        vectors = vectors[:, : req.dimensions]
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.where(norms == 0, 1, norms)
+    body: Event = {
+        "model": req.model,
+        "embeddings": vectors.tolist(),
+        "total_duration": time.perf_counter_ns() - started,
+        "load_duration": load_duration,
+        "prompt_eval_count": sum(counts),
+    }
+    return {k: v for k, v in body.items() if v or k == "embeddings"}
+
+
+async def embeddings_legacy(state: Any, req: EmbeddingsRequest) -> Event:
+    """`/api/embeddings`: one prompt, an unnormalized vector under `embedding`."""
+    model = resolve(state, req.model)
+    keep_alive = keep_alive_of(req.keep_alive)
+    if not req.prompt:
+        _, spec = prepare(state, model, req.options, embedding=True)
+        await load_or_unload(state, model, spec, keep_alive)
+        return {"embedding": []}
+    vectors, _, _ = await _embed(
+        state, model, [req.prompt], req.options, normalize=False, truncate=True, keep_alive=keep_alive
+    )
+    return {"embedding": vectors[0].astype(np.float64).tolist()}

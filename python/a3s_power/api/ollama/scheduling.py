@@ -1,0 +1,159 @@
+"""From a request's model name to a held runner: store lookup, capability checks, options merge,
+the scheduler; and `/api/ps`. Shared by every Ollama endpoint that runs a model."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from a3s_power.api.streaming import now_rfc3339
+from a3s_power.durations import keep_alive_seconds
+from a3s_power.errors import InvalidRequest, NotFound
+from a3s_power.runtime.generation import GenerationOptions
+from a3s_power.runtime.options import merge_options
+from a3s_power.runtime.scheduler import LoadSpec, Runner
+from a3s_power.store.errors import InvalidModelName, ModelNotFound
+from a3s_power.store.gguf import GGUFInfo
+from a3s_power.store.model_config import details_from_config
+from a3s_power.store.names import parse_name
+from a3s_power.store.show import ModelView, capabilities
+
+Event = dict[str, Any]
+THINK_LEVELS = ("high", "medium", "low", "max")
+
+
+@dataclass
+class ResolvedModel:
+    """A stored model, ready to be scheduled."""
+
+    requested: str
+    key: str  # full name: the scheduler's key
+    view: ModelView
+    info: GGUFInfo | None
+    capabilities: list[str] = field(default_factory=list)
+
+    @property
+    def display(self) -> str:
+        return self.view.name.display_shortest()
+
+
+def resolve(state: Any, model: str) -> ResolvedModel:
+    if not model:
+        raise InvalidRequest("model is required")
+    try:
+        view = ModelView(state.store, model)
+    except (ModelNotFound, InvalidModelName):
+        raise NotFound(f"model '{model}' not found") from None
+    if view.model_path is None:
+        raise NotFound(f"model '{model}' not found")
+    info = view.gguf()
+    return ResolvedModel(model, str(view.name), view, info, capabilities(view, info))
+
+
+def require(model: ResolvedModel, capability: str, what: str) -> None:
+    if capability not in model.capabilities:
+        raise InvalidRequest(f'"{model.requested}" does not support {what}')
+
+
+def check_think(model: ResolvedModel, think: bool | str | None) -> None:
+    if isinstance(think, str) and think not in THINK_LEVELS:
+        raise InvalidRequest(
+            f'invalid think value: "{think}" (must be "high", "medium", "low", "max", true, or false)'
+        )
+    if think not in (None, False) and "thinking" not in model.capabilities:
+        raise InvalidRequest(f'"{model.requested}" does not support thinking')
+
+
+def check_logprobs(top_logprobs: int) -> None:
+    if not 0 <= top_logprobs <= 20:
+        raise InvalidRequest("top_logprobs must be between 0 and 20")
+
+
+def keep_alive_of(value: float | str | None) -> float | None:
+    return None if value is None else keep_alive_seconds(value)
+
+
+def prepare(
+    state: Any,
+    model: ResolvedModel,
+    options: dict[str, Any] | None,
+    *,
+    embedding: bool = False,
+) -> tuple[GenerationOptions, LoadSpec]:
+    settings = state.settings
+    trained = (model.info.context_length or 0) if model.info is not None else 0
+    gen, runner = merge_options(
+        model.view.parameters, options, default_num_ctx=settings.context_length, trained_ctx=trained
+    )
+    spec = LoadSpec(
+        path=str(model.view.model_path),
+        num_ctx=runner.num_ctx,
+        num_parallel=settings.num_parallel,
+        num_batch=runner.num_batch,
+        num_thread=runner.num_thread or settings.num_thread,
+        num_gpu=runner.num_gpu,
+        use_mmap=runner.use_mmap,
+        embedding=embedding,
+        lora_paths=tuple(str(p) for p in model.view.adapter_paths),
+    )
+    return gen, spec
+
+
+async def acquire(state: Any, model: ResolvedModel, spec: LoadSpec) -> tuple[Runner, int]:
+    """Hold a runner; also returns the ns spent loading it (0 when it was already loaded)."""
+    started = time.perf_counter_ns()
+    already = state.scheduler.get(model.key)
+    runner: Runner = await state.scheduler.acquire(
+        model.key,
+        spec,
+        digest=_manifest_digest(state, model),
+        size=_model_size(model),
+        details=details_from_config(model.view.config),
+    )
+    loaded_now = already is None or already is not runner
+    return runner, (time.perf_counter_ns() - started) if loaded_now else 0
+
+
+def _manifest_digest(state: Any, model: ResolvedModel) -> str:
+    """What `ollama ps`/`list` show as the digest: sha256 of the manifest file."""
+    _, raw = state.store.read_manifest_bytes(model.view.name)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _model_size(model: ResolvedModel) -> int:
+    return sum(layer.size for layer in model.view.manifest.all_blobs())
+
+
+async def load_or_unload(state: Any, model: ResolvedModel, spec: LoadSpec, keep_alive: float | None) -> str:
+    """An empty prompt: load the model (done_reason "load"), or with keep_alive 0 unload it."""
+    if keep_alive == 0:
+        await state.scheduler.unload(model.key)
+        return "unload"
+    runner, _ = await acquire(state, model, spec)
+    state.scheduler.release(runner, keep_alive)
+    return "load"
+
+
+def ps(state: Any) -> Event:
+    models = []
+    for runner in state.scheduler.loaded():
+        expires = runner.expires_at
+        models.append(
+            {
+                "name": _short(runner.key),
+                "model": _short(runner.key),
+                "size": runner.size,
+                "digest": runner.digest,
+                "details": runner.details,
+                "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else now_rfc3339(),
+                "size_vram": 0,
+                "context_length": runner.spec.num_ctx,
+            }
+        )
+    return {"models": models}
+
+
+def _short(full: str) -> str:
+    return parse_name(full).display_shortest()
