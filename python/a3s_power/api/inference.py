@@ -1,0 +1,160 @@
+"""The family-neutral part of running a generation: render the prompt on the loaded model, run
+it on the engine, split the reply (content / thinking / tool calls). Each API family (Ollama's
+native API, OpenAI, Anthropic) shapes the resulting items into its own wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from a3s_power import _native
+from a3s_power.api.ollama.scheduling import ResolvedModel, acquire
+from a3s_power.chat.reply import ReplyDelta, ReplyParser
+from a3s_power.errors import InvalidRequest, PowerError
+from a3s_power.runtime.generation import Chunk, Completion, GenerationOptions, generate
+from a3s_power.runtime.grammar import grammar_for_format
+from a3s_power.runtime.loaded import LoadedModel
+from a3s_power.runtime.scheduler import LoadSpec
+from a3s_power.store.show import is_jinja
+
+
+def merged_stops(gen: GenerationOptions, extra: Iterable[str] = ()) -> list[str]:
+    seen: list[str] = []
+    for stop in [*gen.stop, *extra]:
+        if stop and stop not in seen:
+            seen.append(stop)
+    return seen
+
+
+async def _engine_stream(
+    loaded: LoadedModel,
+    tokens: list[int],
+    gen: GenerationOptions,
+) -> AsyncIterator[Chunk | Completion]:
+    try:
+        async for item in generate(loaded, tokens, gen):
+            yield item
+    except PowerError as exc:
+        if "context length" in str(exc) or "prompt is longer" in str(exc):
+            raise InvalidRequest(str(exc)) from exc
+        raise
+
+
+@dataclass
+class Prompt:
+    tokens: list[int]
+    stops: list[str]
+    render: _native.ChatRender | None = None
+
+
+def render_prompt(
+    model: ResolvedModel,
+    loaded: LoadedModel,
+    messages: list[dict[str, Any]],
+    *,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: str = "auto",
+    think: bool | str | None = None,
+) -> Prompt:
+    """The conversation through the model's Jinja template (a Jinja TEMPLATE layer replaces it)."""
+    template = model.view.template or ""
+    try:
+        rendered = loaded.render_chat(
+            messages,
+            tools_json=orjson.dumps(tools).decode() if tools else "",
+            tool_choice=tool_choice,
+            enable_thinking=think is not False,
+            **({"template_override": template} if is_jinja(template) else {}),
+        )
+    except (RuntimeError, ValueError) as exc:
+        raise InvalidRequest(f"failed to render the chat template: {exc}") from exc
+    tokens = loaded.tokenize(rendered.prompt, add_special=True, parse_special=True)
+    return Prompt(tokens, list(rendered.additional_stops), rendered)
+
+
+def set_request_flags(
+    gen: GenerationOptions,
+    fmt: str | dict[str, Any] | None,
+    logprobs: bool,
+    top_logprobs: int,
+    truncate: bool | None = None,
+    shift: bool | None = None,
+) -> None:
+    gen.grammar = grammar_for_format(fmt)
+    gen.logprobs = logprobs
+    gen.top_logprobs = top_logprobs
+    gen.truncate = True if truncate is None else truncate
+    gen.shift = True if shift is None else shift
+
+
+def apply_tool_grammar(gen: GenerationOptions, render: _native.ChatRender) -> None:
+    """Constrain tool calls with the grammar the template's parser expects (lazy: from the call's
+    opening marker on), unless `format` already constrains the whole reply."""
+    if gen.grammar or not render.grammar:
+        return
+    gen.grammar = render.grammar
+    gen.grammar_lazy = render.grammar_lazy
+    gen.grammar_triggers = list(render.trigger_words)
+    gen.grammar_trigger_patterns = list(render.trigger_patterns)
+    gen.preserved_tokens = list(render.preserved_tokens)
+
+
+@dataclass
+class Generation:
+    """One request, ready to run: `build` renders the prompt on the loaded model."""
+
+    model: ResolvedModel
+    spec: LoadSpec
+    gen: GenerationOptions
+    keep_alive: float | None
+    build: Callable[[LoadedModel], Prompt]
+    parse_reply: bool = False  # split thinking / tool calls out of the text
+    parse_reasoning: bool = True
+
+
+@dataclass
+class ReplyPiece:
+    """Newly decided reply text (possibly empty while the parser holds markup back)."""
+
+    delta: ReplyDelta
+    chunk: Chunk
+
+
+@dataclass
+class ReplyEnd:
+    delta: ReplyDelta  # what the parser released at the end (rest of the text, pending tool calls)
+    completion: Completion
+    load_duration: int
+    tool_calls_sent: int = 0
+
+
+def wants_parsing(model: ResolvedModel, think: bool | str | None, tools: object) -> bool:
+    return bool(tools) or ("thinking" in model.capabilities and think is not False)
+
+
+async def run_reply(state: Any, job: Generation) -> AsyncIterator[ReplyPiece | ReplyEnd]:
+    """Hold a runner, run the request, yield reply pieces and then the end. Closing the iterator
+    cancels the engine request and releases the runner."""
+    runner, load_duration = await acquire(state, job.model, job.spec)
+    try:
+        prompt = job.build(runner.loaded)
+        job.gen.stop = merged_stops(job.gen, prompt.stops)
+        parser = None
+        if job.parse_reply and prompt.render is not None:
+            apply_tool_grammar(job.gen, prompt.render)
+            parser = ReplyParser(prompt.render, parse_reasoning=job.parse_reasoning)
+        calls = 0
+        async for item in _engine_stream(runner.loaded, prompt.tokens, job.gen):
+            if isinstance(item, Chunk):
+                delta = parser.feed(item.text) if parser else ReplyDelta(content=item.text)
+                calls += len(delta.tool_calls)
+                yield ReplyPiece(delta, item)
+            else:
+                delta = parser.finish() if parser else ReplyDelta()
+                yield ReplyEnd(delta, item, load_duration, calls + len(delta.tool_calls))
+    finally:
+        state.scheduler.release(runner, job.keep_alive)
