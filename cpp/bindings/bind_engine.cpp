@@ -61,7 +61,8 @@ void bind_engine(py::module_ & m) {
         .def_readwrite("trigger_words", &SamplingParams::trigger_words)
         .def_readwrite("trigger_patterns", &SamplingParams::trigger_patterns)
         .def_readwrite("preserved_tokens", &SamplingParams::preserved_tokens)
-        .def_readwrite("generation_prompt", &SamplingParams::generation_prompt);
+        .def_readwrite("generation_prompt", &SamplingParams::generation_prompt)
+        .def_readwrite("grammar_from_template", &SamplingParams::grammar_from_template);
 
     py::class_<GenerateRequest>(m, "GenerateRequest")
         .def(py::init<>())

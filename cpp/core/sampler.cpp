@@ -70,7 +70,8 @@ common_sampler * make_sampler(const Model & model, const SamplingParams & p) {
     // penalize_newline is accepted and ignored, as in Ollama's current runner (deprecated option)
     if (!p.grammar.empty()) {
         check_grammar(model, p.grammar);
-        c.grammar      = common_grammar(COMMON_GRAMMAR_TYPE_USER, p.grammar);
+        c.grammar = common_grammar(p.grammar_from_template ? COMMON_GRAMMAR_TYPE_TOOL_CALLS : COMMON_GRAMMAR_TYPE_USER,
+                                   p.grammar);
         c.grammar_lazy = p.grammar_lazy;
         for (const auto & w : p.trigger_words) {
             auto ids = model.tokenize(w, false, true);

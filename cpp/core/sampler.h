@@ -38,6 +38,10 @@ struct SamplingParams {
     std::vector<std::string> trigger_patterns;
     std::vector<std::string> preserved_tokens;
     std::string generation_prompt;
+    // The grammar came from the chat template (tool calls / output format): it starts at the
+    // generation prompt, which is fed to it first (llama.cpp's prefill). User grammars start at
+    // the reply.
+    bool        grammar_from_template = false;
 };
 
 // Builds a common_sampler. Throws std::invalid_argument for a grammar that does not parse.

@@ -194,6 +194,7 @@ class ChatParser:
 class SamplingParams:
     generation_prompt: str
     grammar: str
+    grammar_from_template: bool
     grammar_lazy: bool
     ignore_eos: bool
     penalize_newline: bool

@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from a3s_power.api.errors import EXCEPTION_HANDLERS
 from a3s_power.api.ollama.manage import MANAGE_ROUTES
 from a3s_power.api.ollama.routes import ROUTES as OLLAMA_ROUTES
+from a3s_power.api.openai.routes import OPENAI_ROUTER
 from a3s_power.config import Settings
 from a3s_power.runtime.scheduler import Scheduler
 from a3s_power.store.store import ModelStore
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
             await state.scheduler.shutdown()
 
     return Litestar(
-        route_handlers=[*OLLAMA_ROUTES, *MANAGE_ROUTES],
+        route_handlers=[*OLLAMA_ROUTES, *MANAGE_ROUTES, OPENAI_ROUTER],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         cors_config=CORSConfig(
             allow_origins=[],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
@@ -59,3 +59,29 @@ def decode_body(raw: bytes, kind: type[T]) -> T:
         raise InvalidRequest(str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequest(str(exc)) from exc
+
+
+def error_status(exc: Exception) -> int:
+    """Our errors carry `status`, Litestar's `status_code`; anything else is a 500."""
+    status: Any = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    return int(status) if isinstance(status, int) else 500
+
+
+def openai_error_body(exc: Exception) -> dict[str, Any]:
+    """OpenAI's error envelope; the type follows the status as Ollama's compatibility layer does."""
+    status = error_status(exc)
+    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    message = getattr(exc, "detail", "") if isinstance(exc, HTTPException) else ""
+    if isinstance(exc, ValidationException) and exc.extra:
+        message = "; ".join(str(e.get("message", e)) for e in exc.extra if isinstance(e, dict)) or message
+    return {"error": {"message": message or str(exc), "type": kind, "param": None, "code": None}}
+
+
+def openai_error_response(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, PowerError | HTTPException):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(openai_error_body(exc), status_code=error_status(exc))
+
+
+OPENAI_EXCEPTION_HANDLERS = {PowerError: openai_error_response, HTTPException: openai_error_response,
+                             Exception: openai_error_response}  # fmt: skip

@@ -5,6 +5,7 @@ native API, OpenAI, Anthropic) shapes the resulting items into its own wire form
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -91,16 +92,37 @@ def set_request_flags(
     gen.shift = True if shift is None else shift
 
 
-def apply_tool_grammar(gen: GenerationOptions, render: _native.ChatRender) -> None:
+_ROOT_RULE = re.compile(r"^root ::= .*$", re.MULTILINE)
+_TOOL_CALLS_RULE = re.compile(r"^tool-calls ::= ", re.MULTILINE)
+
+
+def calls_only_grammar(grammar: str) -> str | None:
+    """llama.cpp's tool grammar lets text come before the calls even when a call is required; this
+    one starts with the calls (None if the grammar has no `tool-calls` rule to start from)."""
+    if not _TOOL_CALLS_RULE.search(grammar):
+        return None
+    return _ROOT_RULE.sub("root ::= space tool-calls", grammar, count=1)
+
+
+def apply_tool_grammar(
+    gen: GenerationOptions, render: _native.ChatRender, *, force_call: bool = False
+) -> None:
     """Constrain tool calls with the grammar the template's parser expects (lazy: from the call's
-    opening marker on), unless `format` already constrains the whole reply."""
+    opening marker on), unless `format` already constrains the whole reply. `force_call` (a
+    required or named tool_choice without thinking): the reply is the calls, from its first token."""
     if gen.grammar or not render.grammar:
+        return
+    gen.preserved_tokens = list(render.preserved_tokens)
+    forced = calls_only_grammar(render.grammar) if force_call else None
+    if forced is not None:
+        gen.grammar = forced
         return
     gen.grammar = render.grammar
     gen.grammar_lazy = render.grammar_lazy
     gen.grammar_triggers = list(render.trigger_words)
     gen.grammar_trigger_patterns = list(render.trigger_patterns)
-    gen.preserved_tokens = list(render.preserved_tokens)
+    gen.generation_prompt = render.generation_prompt
+    gen.grammar_from_template = True
 
 
 @dataclass
@@ -114,6 +136,7 @@ class Generation:
     build: Callable[[LoadedModel], Prompt]
     parse_reply: bool = False  # split thinking / tool calls out of the text
     parse_reasoning: bool = True
+    force_tool_call: bool = False  # tool_choice required / named, thinking off
 
 
 @dataclass
@@ -132,6 +155,25 @@ class ReplyEnd:
     tool_calls_sent: int = 0
 
 
+def logprobs_wire(chunk: Chunk, top: int) -> list[dict[str, Any]]:
+    """Logprobs of the tokens in one engine chunk: `{token, logprob, bytes[, top_logprobs]}` (the
+    same objects in Ollama's and OpenAI's wire formats)."""
+    out = []
+    for lp in chunk.logprobs or []:
+        item: dict[str, Any] = {
+            "token": lp.text.decode("utf-8", errors="replace"),
+            "logprob": lp.logprob,
+            "bytes": list(lp.text),
+        }
+        if top > 0:
+            item["top_logprobs"] = [
+                {"token": text.decode("utf-8", errors="replace"), "logprob": value, "bytes": list(text)}
+                for _, text, value in lp.top[:top]
+            ]
+        out.append(item)
+    return out
+
+
 def wants_parsing(model: ResolvedModel, think: bool | str | None, tools: object) -> bool:
     return bool(tools) or ("thinking" in model.capabilities and think is not False)
 
@@ -145,7 +187,7 @@ async def run_reply(state: Any, job: Generation) -> AsyncIterator[ReplyPiece | R
         job.gen.stop = merged_stops(job.gen, prompt.stops)
         parser = None
         if job.parse_reply and prompt.render is not None:
-            apply_tool_grammar(job.gen, prompt.render)
+            apply_tool_grammar(job.gen, prompt.render, force_call=job.force_tool_call)
             parser = ReplyParser(prompt.render, parse_reasoning=job.parse_reasoning)
         calls = 0
         async for item in _engine_stream(runner.loaded, prompt.tokens, job.gen):

@@ -73,3 +73,34 @@ async def respond(
             yield line
 
     return Stream(body(), media_type=NDJSON)
+
+
+SSE = "text/event-stream"
+
+
+def sse_event(obj: Any) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+async def sse_respond(
+    events: AsyncIterator[dict[str, Any]], error_body: Callable[[Exception], dict[str, Any]]
+) -> Stream:
+    """OpenAI-style server-sent events: `data: {json}` per event, then `data: [DONE]`. The first
+    event is awaited before answering (errors before any output keep their status); a later error
+    is sent as a final `data: {"error": …}` event."""
+    iterator = aiter(events)
+    first = await anext(iterator)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield sse_event(first)
+        try:
+            async for event in iterator:
+                yield sse_event(event)
+        except Exception as exc:  # noqa: BLE001  the stream is already 200: report, never crash
+            if not isinstance(exc, PowerError):
+                log.exception("stream failed")
+            yield sse_event(error_body(exc))
+            return
+        yield b"data: [DONE]\n\n"
+
+    return Stream(body(), media_type=SSE, headers={"Cache-Control": "no-cache"})

@@ -44,6 +44,8 @@ class GenerationOptions:
     grammar_triggers: list[str] = field(default_factory=list)
     grammar_trigger_patterns: list[str] = field(default_factory=list)
     preserved_tokens: list[str] = field(default_factory=list)
+    generation_prompt: str = ""  # what the template put after the conversation (grammar prefill)
+    grammar_from_template: bool = False  # a tool-call grammar: it starts at the generation prompt
     logprobs: bool = False
     top_logprobs: int = 0
     truncate: bool = True
@@ -85,6 +87,8 @@ class GenerationOptions:
         s.trigger_words = list(self.grammar_triggers)
         s.trigger_patterns = list(self.grammar_trigger_patterns)
         s.preserved_tokens = list(self.preserved_tokens)
+        s.generation_prompt = self.generation_prompt
+        s.grammar_from_template = self.grammar_from_template
         req.sampling = s
         return req
 

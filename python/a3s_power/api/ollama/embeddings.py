@@ -22,7 +22,7 @@ from a3s_power.errors import InvalidRequest, PowerError
 Event = dict[str, Any]
 
 
-async def _embed(
+async def embed_texts(
     state: Any,
     model: ResolvedModel,
     texts: list[str],
@@ -66,7 +66,7 @@ async def embed(state: Any, req: EmbedRequest) -> Event:
         await load_or_unload(state, model, spec, keep_alive)
         return {"model": req.model, "embeddings": []}
     truncate = True if req.truncate is None else req.truncate
-    vectors, counts, load_duration = await _embed(
+    vectors, counts, load_duration = await embed_texts(
         state, model, texts, req.options, normalize=True, truncate=truncate, keep_alive=keep_alive
     )
     if 0 < req.dimensions < vectors.shape[1]:
@@ -91,7 +91,7 @@ async def embeddings_legacy(state: Any, req: EmbeddingsRequest) -> Event:
         _, spec = prepare(state, model, req.options, embedding=True)
         await load_or_unload(state, model, spec, keep_alive)
         return {"embedding": []}
-    vectors, _, _ = await _embed(
+    vectors, _, _ = await embed_texts(
         state, model, [req.prompt], req.options, normalize=False, truncate=True, keep_alive=keep_alive
     )
     return {"embedding": vectors[0].astype(np.float64).tolist()}

@@ -17,6 +17,7 @@ from a3s_power.api.inference import (
     Generation,
     Prompt,
     ReplyPiece,
+    logprobs_wire,
     render_prompt,
     run_reply,
     set_request_flags,
@@ -35,28 +36,11 @@ from a3s_power.api.ollama.scheduling import (
 from a3s_power.api.streaming import now_rfc3339
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
-from a3s_power.runtime.generation import Chunk, Completion
+from a3s_power.runtime.generation import Completion
 from a3s_power.runtime.loaded import LoadedModel
 
 Event = dict[str, Any]
 Shape = Callable[[ReplyDelta], Event]
-
-
-def _logprobs_wire(chunk: Chunk, top: int) -> list[dict[str, Any]]:
-    out = []
-    for lp in chunk.logprobs or []:
-        item: dict[str, Any] = {
-            "token": lp.text.decode("utf-8", errors="replace"),
-            "logprob": lp.logprob,
-            "bytes": list(lp.text),
-        }
-        if top > 0:
-            item["top_logprobs"] = [
-                {"token": text.decode("utf-8", errors="replace"), "logprob": value, "bytes": list(text)}
-                for _, text, value in lp.top[:top]
-            ]
-        out.append(item)
-    return out
 
 
 def _metrics(final: Completion, started: int, load_duration: int) -> dict[str, Any]:
@@ -118,7 +102,7 @@ async def _ollama_events(
                 continue
             chunk: Event = {**head, **shape(item.delta), "done": False}
             if want_logprobs:
-                chunk["logprobs"] = _logprobs_wire(item.chunk, job.gen.top_logprobs)
+                chunk["logprobs"] = logprobs_wire(item.chunk, job.gen.top_logprobs)
             yield chunk
         else:
             yield {

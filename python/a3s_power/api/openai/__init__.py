@@ -1,0 +1,1 @@
+"""OpenAI-compatible API (`/v1/*`): wire types, services and thin routes."""

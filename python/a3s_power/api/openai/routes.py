@@ -1,0 +1,58 @@
+"""OpenAI-compatible routes under /v1: decode, call the service, encode (JSON or SSE)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from a3s_power.api.errors import OPENAI_EXCEPTION_HANDLERS, decode_body, openai_error_body
+from a3s_power.api.openai import service
+from a3s_power.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from a3s_power.api.streaming import sse_respond
+
+
+def _state(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state.power
+
+
+@post("/chat/completions", status_code=200)
+async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+    body = decode_body(await request.body(), ChatCompletionRequest)
+    run = service.prepare_chat(_state(request), body)
+    if body.stream:
+        return await sse_respond(service.chat_completion_chunks(_state(request), run), openai_error_body)
+    return Response(await service.chat_completion(_state(request), run))
+
+
+@post("/completions", status_code=200)
+async def completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+    body = decode_body(await request.body(), CompletionRequest)
+    run = service.prepare_completion(_state(request), body)
+    if body.stream:
+        return await sse_respond(service.completion_chunks(_state(request), run), openai_error_body)
+    return Response(await service.completion(_state(request), run))
+
+
+@post("/embeddings", status_code=200)
+async def embeddings(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return await service.embeddings(_state(request), decode_body(await request.body(), EmbeddingRequest))
+
+
+@get("/models", sync_to_thread=False)
+def models(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return service.list_models(_state(request))
+
+
+@get("/models/{model:path}", sync_to_thread=False)
+def model(request: Request[Any, Any, Any], model: FromPath[str]) -> dict[str, Any]:
+    return service.retrieve_model(_state(request), model.lstrip("/"))
+
+
+OPENAI_ROUTER = Router(
+    path="/v1",
+    route_handlers=[chat_completions, completions, embeddings, models, model],
+    exception_handlers=OPENAI_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+)

@@ -1,0 +1,372 @@
+"""OpenAI's chat completions, completions, embeddings and models on top of the neutral inference run.
+
+Ollama's conventions where OpenAI leaves room (temperature and top_p default to 1.0, thinking is
+`reasoning`, ids `chatcmpl-<n>`, `system_fingerprint: fp_ollama`), plus what Ollama ignores and we
+honour: `max_completion_tokens`, `tool_choice` (none / auto / required / a named function) and
+incremental tool-call deltas.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from a3s_power.api.inference import (
+    Generation,
+    Prompt,
+    ReplyEnd,
+    ReplyPiece,
+    logprobs_wire,
+    render_prompt,
+    run_reply,
+    set_request_flags,
+    wants_parsing,
+)
+from a3s_power.api.ollama.embeddings import embed_texts
+from a3s_power.api.ollama.scheduling import check_logprobs, check_think, prepare, require, resolve
+from a3s_power.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from a3s_power.chat.reply import ReplyDelta
+from a3s_power.errors import InvalidRequest, NotFound, PowerError, Unsupported
+from a3s_power.runtime.loaded import LoadedModel
+
+Event = dict[str, Any]
+FINGERPRINT = "fp_ollama"
+# reasoning_effort → Ollama's think value
+_EFFORT: dict[str, bool | str] = {
+    "none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high", "max": "max",
+    "xhigh": "max", "ultra": "max",
+}  # fmt: skip
+
+
+def _options(req: ChatCompletionRequest | CompletionRequest, max_tokens: int | None) -> dict[str, Any]:
+    """OpenAI sampling fields → Ollama options (temperature and top_p default to 1.0, as Ollama)."""
+    options: dict[str, Any] = {
+        "temperature": 1.0 if req.temperature is None else req.temperature,
+        "top_p": 1.0 if req.top_p is None else req.top_p,
+    }
+    if max_tokens is not None:
+        options["num_predict"] = max_tokens
+    if req.seed is not None:
+        options["seed"] = req.seed
+    if req.stop is not None:
+        options["stop"] = [req.stop] if isinstance(req.stop, str) else list(req.stop)
+    if req.frequency_penalty is not None:
+        options["frequency_penalty"] = req.frequency_penalty
+    if req.presence_penalty is not None:
+        options["presence_penalty"] = req.presence_penalty
+    return options
+
+
+def _think(req: ChatCompletionRequest) -> bool | str | None:
+    effort = req.reasoning_effort or (req.reasoning.effort if req.reasoning else None)
+    if effort is None:
+        return None
+    if effort not in _EFFORT:
+        raise InvalidRequest(f"invalid reasoning value: '{effort}' (must be \"none\", \"minimal\", \"low\", "
+                             '"medium", "high", "xhigh", "max" or "ultra")')  # fmt: skip
+    return _EFFORT[effort]
+
+
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI messages as llama.cpp's templates take them (text parts joined; `reasoning` →
+    `reasoning_content`; `developer` → `system`)."""
+    if not messages:
+        raise InvalidRequest("[] is too short - 'messages'")
+    out = []
+    for message in messages:
+        item = dict(message)
+        item["role"] = str(item.get("role", "")).lower()
+        if item["role"] == "developer":
+            item["role"] = "system"
+        content = item.get("content")
+        if content is None:
+            item["content"] = ""
+        elif isinstance(content, list):
+            texts = []
+            for part in content:
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind == "text":
+                    texts.append(str(part.get("text", "")))
+                elif kind in ("image_url", "input_audio"):
+                    raise Unsupported("images and audio are not supported yet")
+                else:
+                    raise InvalidRequest(f"invalid message content part type: {kind!r}")
+            item["content"] = "\n".join(texts)
+        if "reasoning" in item:
+            item["reasoning_content"] = item.pop("reasoning")
+        out.append(item)
+    return out
+
+
+def _tool_choice(
+    choice: str | dict[str, Any] | None, tools: list[dict[str, Any]] | None
+) -> tuple[str, list[dict[str, Any]] | None]:
+    """OpenAI tool_choice → (llama.cpp's "auto"/"none"/"required", the tools to offer)."""
+    if choice is None or not tools:
+        return "auto", tools
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise InvalidRequest(f"invalid tool_choice: {choice!r}")
+        return choice, tools
+    name = (choice.get("function") or {}).get("name")
+    chosen = [t for t in tools if (t.get("function") or {}).get("name") == name]
+    if not chosen:
+        raise InvalidRequest(f"tool_choice names a function that is not in tools: {name!r}")
+    return "required", chosen
+
+
+def _format(req: ChatCompletionRequest) -> str | dict[str, Any] | None:
+    rf = req.response_format
+    if rf is None or rf.type == "text":
+        return None
+    if rf.type == "json_object":
+        return "json"
+    if rf.type == "json_schema":
+        schema = (rf.json_schema or {}).get("schema")
+        return schema if isinstance(schema, dict) else "json"
+    raise InvalidRequest(f"invalid response_format type: {rf.type!r}")
+
+
+def _openai_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": call["id"],
+            "index": call["function"]["index"],
+            "type": "function",
+            "function": {
+                "name": call["function"]["name"],
+                "arguments": orjson.dumps(call["function"]["arguments"]).decode(),
+            },
+        }
+        for call in calls
+    ]
+
+
+def _usage(end: ReplyEnd) -> Event:
+    prompt = end.completion.prompt_eval_count + end.completion.cached_tokens
+    return {"prompt_tokens": prompt, "completion_tokens": end.completion.eval_count,
+            "total_tokens": prompt + end.completion.eval_count}  # fmt: skip
+
+
+def _finish_reason(end: ReplyEnd) -> str:
+    if end.completion.done_reason == "length":
+        return "length"
+    return "tool_calls" if end.tool_calls_sent else "stop"
+
+
+@dataclass
+class ChatRun:
+    """A prepared chat completion: run it with `items()`; the response metadata is fixed up front."""
+
+    job: Generation
+    model: str
+    include_usage: bool
+    logprobs: bool
+    id: str = field(default_factory=lambda: f"chatcmpl-{secrets.randbelow(999)}")
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def prepare_chat(state: Any, req: ChatCompletionRequest) -> ChatRun:
+    model = resolve(state, req.model)
+    require(model, "completion", "chat")
+    messages = _messages(req.messages)
+    think = _think(req)
+    check_think(model, think)
+    check_logprobs(req.top_logprobs)
+    tool_choice, tools = _tool_choice(req.tool_choice, req.tools)
+    if tools and tool_choice != "none":
+        require(model, "tools", "tools")
+    if model.view.system and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": model.view.system})
+    gen, spec = prepare(state, model, _options(req, req.max_completion_tokens or req.max_tokens))
+    set_request_flags(gen, _format(req), req.logprobs, req.top_logprobs)
+
+    def build(loaded: LoadedModel) -> Prompt:
+        return render_prompt(model, loaded, messages, tools=tools, tool_choice=tool_choice, think=think)
+
+    parse = wants_parsing(model, think, tools)
+    thinking = "thinking" in model.capabilities and think is not False
+    force = bool(tools) and tool_choice == "required" and not thinking
+    job = Generation(model, spec, gen, None, build, parse, "thinking" in model.capabilities, force)
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    return ChatRun(job, req.model, include_usage, req.logprobs or req.top_logprobs > 0)
+
+
+def _message(delta: ReplyDelta) -> Event:
+    message: Event = {"role": "assistant", "content": delta.content}
+    if delta.thinking:
+        message["reasoning"] = delta.thinking
+    if delta.tool_calls:
+        message["tool_calls"] = _openai_tool_calls(delta.tool_calls)
+    return message
+
+
+async def chat_completion(state: Any, run: ChatRun) -> Event:
+    whole = ReplyDelta()
+    logprobs: list[Event] = []
+    end: ReplyEnd | None = None
+    async for item in run_reply(state, run.job):
+        whole.content += item.delta.content
+        whole.thinking += item.delta.thinking
+        whole.tool_calls += item.delta.tool_calls
+        if isinstance(item, ReplyPiece):
+            if run.logprobs:
+                logprobs += logprobs_wire(item.chunk, max(run.job.gen.top_logprobs, 0))
+        else:
+            end = item
+    assert end is not None
+    choice: Event = {"index": 0, "message": _message(whole), "finish_reason": _finish_reason(end)}
+    if run.logprobs:
+        choice["logprobs"] = {"content": logprobs}
+    return {"id": run.id, "object": "chat.completion", "created": run.created, "model": run.model,
+            "system_fingerprint": FINGERPRINT, "choices": [choice], "usage": _usage(end)}  # fmt: skip
+
+
+async def chat_completion_chunks(state: Any, run: ChatRun) -> AsyncIterator[Event]:
+    """The chunk sequence Ollama sends: a role chunk, content / reasoning / tool-call deltas, an
+    empty-delta chunk with the finish reason, an optional usage chunk (the route adds [DONE])."""
+
+    def chunk(delta: Event, finish: str | None = None, **extra: Any) -> Event:
+        choice: Event = {"index": 0, "delta": delta, "finish_reason": finish, **extra}
+        return {"id": run.id, "object": "chat.completion.chunk", "created": run.created, "model": run.model,
+                "system_fingerprint": FINGERPRINT, "choices": [choice]}  # fmt: skip
+
+    yield chunk({"role": "assistant", "content": ""})
+    async for item in run_reply(state, run.job):
+        delta = item.delta
+        if delta.thinking:
+            yield chunk({"role": "assistant", "content": "", "reasoning": delta.thinking})
+        if delta.content or (isinstance(item, ReplyPiece) and run.logprobs):
+            extra: dict[str, Any] = {}
+            if isinstance(item, ReplyPiece) and run.logprobs:
+                extra["logprobs"] = {"content": logprobs_wire(item.chunk, run.job.gen.top_logprobs)}
+            yield chunk({"role": "assistant", "content": delta.content}, **extra)
+        if delta.tool_calls:
+            yield chunk({"role": "assistant", "tool_calls": _openai_tool_calls(delta.tool_calls)})
+        if isinstance(item, ReplyEnd):
+            yield chunk({}, _finish_reason(item))
+            if run.include_usage:
+                yield {"id": run.id, "object": "chat.completion.chunk", "created": run.created,
+                       "model": run.model, "system_fingerprint": FINGERPRINT, "choices": [],
+                       "usage": _usage(item)}  # fmt: skip
+
+
+# -- /v1/completions ----------------------------------------------------------------------------
+@dataclass
+class CompletionRun:
+    job: Generation
+    model: str
+    include_usage: bool
+    id: str = field(default_factory=lambda: f"cmpl-{secrets.randbelow(999)}")
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def prepare_completion(state: Any, req: CompletionRequest) -> CompletionRun:
+    model = resolve(state, req.model)
+    require(model, "completion", "generate")
+    if not isinstance(req.prompt, str):
+        raise InvalidRequest("prompt must be a string")
+    if req.suffix:
+        raise InvalidRequest(f"{model.key} does not support insert")
+    gen, spec = prepare(state, model, _options(req, req.max_tokens))
+    top = req.logprobs or 0
+    set_request_flags(gen, None, top > 0, top)
+    prompt_text = req.prompt
+    system = model.view.system
+
+    def build(loaded: LoadedModel) -> Prompt:
+        messages = [{"role": "system", "content": system}] if system else []
+        return render_prompt(model, loaded, [*messages, {"role": "user", "content": prompt_text}])
+
+    job = Generation(model, spec, gen, None, build)
+    return CompletionRun(job, req.model, bool(req.stream_options and req.stream_options.include_usage))
+
+
+def _completion_body(run: CompletionRun, choices: list[Event], usage: Event | None) -> Event:
+    body: Event = {"id": run.id, "object": "text_completion", "created": run.created, "model": run.model,
+                   "system_fingerprint": FINGERPRINT, "choices": choices}  # fmt: skip
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+async def completion(state: Any, run: CompletionRun) -> Event:
+    text = ""
+    end: ReplyEnd | None = None
+    async for item in run_reply(state, run.job):
+        text += item.delta.content
+        if isinstance(item, ReplyEnd):
+            end = item
+    assert end is not None
+    choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": _finish_reason(end)}
+    return _completion_body(run, [choice], _usage(end))
+
+
+async def completion_chunks(state: Any, run: CompletionRun) -> AsyncIterator[Event]:
+    async for item in run_reply(state, run.job):
+        finish = _finish_reason(item) if isinstance(item, ReplyEnd) else None
+        if item.delta.content or finish:
+            choice = {"text": item.delta.content, "index": 0, "logprobs": None, "finish_reason": finish}
+            yield _completion_body(run, [choice], None)
+        if isinstance(item, ReplyEnd) and run.include_usage:
+            yield _completion_body(run, [], _usage(item))
+
+
+# -- /v1/embeddings -----------------------------------------------------------------------------
+async def embeddings(state: Any, req: EmbeddingRequest) -> Event:
+    if req.encoding_format not in ("float", "base64"):
+        raise InvalidRequest(
+            f"Invalid value for 'encoding_format' = {req.encoding_format}. "
+            "Supported values: ['float', 'base64']."
+        )
+    if req.input is None or req.input == []:
+        raise InvalidRequest("invalid input")
+    texts = [req.input] if isinstance(req.input, str) else req.input
+    if not all(isinstance(t, str) for t in texts):
+        raise InvalidRequest("invalid input: token arrays are not supported, send text")
+    model = resolve(state, req.model)
+    vectors, counts, _ = await embed_texts(state, model, [str(t) for t in texts], None, normalize=True,
+                                      truncate=True, keep_alive=None)  # fmt: skip
+    if req.dimensions and 0 < req.dimensions < vectors.shape[1]:
+        vectors = vectors[:, : req.dimensions]
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    data = []
+    for index, row in enumerate(vectors):
+        value: Any = (
+            base64.b64encode(np.asarray(row, dtype="<f4").tobytes()).decode()
+            if req.encoding_format == "base64"
+            else row.astype(float).tolist()
+        )
+        data.append({"object": "embedding", "embedding": value, "index": index})
+    tokens = sum(counts)
+    return {"object": "list", "data": data, "model": req.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
+
+
+# -- /v1/models ----------------------------------------------------------------------------------
+def _model_object(entry: Any) -> Event:
+    name = entry.name
+    return {"id": name.display_shortest(), "object": "model", "created": int(entry.modified_at.timestamp()),
+            "owned_by": name.namespace}  # fmt: skip
+
+
+def list_models(state: Any) -> Event:
+    return {"object": "list", "data": [_model_object(e) for e in state.store.list_models()]}
+
+
+def retrieve_model(state: Any, model: str) -> Event:
+    try:
+        target = state.store.find(model)
+    except PowerError:
+        target = None
+    for entry in state.store.list_models():
+        if target is not None and entry.name.key == target.key:
+            return _model_object(entry)
+    raise NotFound(f"model '{model}' not found")
