@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
@@ -18,22 +19,30 @@ def _state(request: Request[Any, Any, Any]) -> Any:
     return request.app.state.power
 
 
+async def _respond(
+    request: Request[Any, Any, Any],
+    run: service.Run,
+    stream: bool,
+    whole: Callable[[Any, service.Run], Awaitable[dict[str, Any]]],
+    chunks: Callable[[Any, service.Run], AsyncIterator[dict[str, Any]]],
+) -> Response[Any] | Stream:
+    if stream:
+        return await sse_respond(chunks(_state(request), run), openai_error_body)
+    return Response(await whole(_state(request), run))
+
+
 @post("/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
     body = decode_body(await request.body(), ChatCompletionRequest)
     run = service.prepare_chat(_state(request), body)
-    if body.stream:
-        return await sse_respond(service.chat_completion_chunks(_state(request), run), openai_error_body)
-    return Response(await service.chat_completion(_state(request), run))
+    return await _respond(request, run, body.stream, service.chat_completion, service.chat_completion_chunks)
 
 
 @post("/completions", status_code=200)
 async def completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
     body = decode_body(await request.body(), CompletionRequest)
     run = service.prepare_completion(_state(request), body)
-    if body.stream:
-        return await sse_respond(service.completion_chunks(_state(request), run), openai_error_body)
-    return Response(await service.completion(_state(request), run))
+    return await _respond(request, run, body.stream, service.completion, service.completion_chunks)
 
 
 @post("/embeddings", status_code=200)

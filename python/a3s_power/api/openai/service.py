@@ -162,18 +162,23 @@ def _finish_reason(end: ReplyEnd) -> str:
 
 
 @dataclass
-class ChatRun:
-    """A prepared chat completion: run it with `items()`; the response metadata is fixed up front."""
+class Run:
+    """A prepared request; the response's id and `created` are fixed up front (every chunk of a
+    stream carries the same ones)."""
 
     job: Generation
     model: str
     include_usage: bool
-    logprobs: bool
-    id: str = field(default_factory=lambda: f"chatcmpl-{secrets.randbelow(999)}")
+    logprobs: bool = False
+    id_prefix: str = "chatcmpl"
+    id: str = ""
     created: int = field(default_factory=lambda: int(time.time()))
 
+    def __post_init__(self) -> None:
+        self.id = self.id or f"{self.id_prefix}-{secrets.randbelow(999)}"
 
-def prepare_chat(state: Any, req: ChatCompletionRequest) -> ChatRun:
+
+def prepare_chat(state: Any, req: ChatCompletionRequest) -> Run:
     model = resolve(state, req.model)
     require(model, "completion", "chat")
     messages = _messages(req.messages)
@@ -196,7 +201,7 @@ def prepare_chat(state: Any, req: ChatCompletionRequest) -> ChatRun:
     force = bool(tools) and tool_choice == "required" and not thinking
     job = Generation(model, spec, gen, None, build, parse, "thinking" in model.capabilities, force)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    return ChatRun(job, req.model, include_usage, req.logprobs or req.top_logprobs > 0)
+    return Run(job, req.model, include_usage, req.logprobs or req.top_logprobs > 0)
 
 
 def _message(delta: ReplyDelta) -> Event:
@@ -208,7 +213,7 @@ def _message(delta: ReplyDelta) -> Event:
     return message
 
 
-async def chat_completion(state: Any, run: ChatRun) -> Event:
+async def chat_completion(state: Any, run: Run) -> Event:
     whole = ReplyDelta()
     logprobs: list[Event] = []
     end: ReplyEnd | None = None
@@ -229,7 +234,7 @@ async def chat_completion(state: Any, run: ChatRun) -> Event:
             "system_fingerprint": FINGERPRINT, "choices": [choice], "usage": _usage(end)}  # fmt: skip
 
 
-async def chat_completion_chunks(state: Any, run: ChatRun) -> AsyncIterator[Event]:
+async def chat_completion_chunks(state: Any, run: Run) -> AsyncIterator[Event]:
     """The chunk sequence Ollama sends: a role chunk, content / reasoning / tool-call deltas, an
     empty-delta chunk with the finish reason, an optional usage chunk (the route adds [DONE])."""
 
@@ -259,16 +264,7 @@ async def chat_completion_chunks(state: Any, run: ChatRun) -> AsyncIterator[Even
 
 
 # -- /v1/completions ----------------------------------------------------------------------------
-@dataclass
-class CompletionRun:
-    job: Generation
-    model: str
-    include_usage: bool
-    id: str = field(default_factory=lambda: f"cmpl-{secrets.randbelow(999)}")
-    created: int = field(default_factory=lambda: int(time.time()))
-
-
-def prepare_completion(state: Any, req: CompletionRequest) -> CompletionRun:
+def prepare_completion(state: Any, req: CompletionRequest) -> Run:
     model = resolve(state, req.model)
     require(model, "completion", "generate")
     if not isinstance(req.prompt, str):
@@ -286,10 +282,12 @@ def prepare_completion(state: Any, req: CompletionRequest) -> CompletionRun:
         return render_prompt(model, loaded, [*messages, {"role": "user", "content": prompt_text}])
 
     job = Generation(model, spec, gen, None, build)
-    return CompletionRun(job, req.model, bool(req.stream_options and req.stream_options.include_usage))
+    return Run(
+        job, req.model, bool(req.stream_options and req.stream_options.include_usage), id_prefix="cmpl"
+    )
 
 
-def _completion_body(run: CompletionRun, choices: list[Event], usage: Event | None) -> Event:
+def _completion_body(run: Run, choices: list[Event], usage: Event | None) -> Event:
     body: Event = {"id": run.id, "object": "text_completion", "created": run.created, "model": run.model,
                    "system_fingerprint": FINGERPRINT, "choices": choices}  # fmt: skip
     if usage is not None:
@@ -297,7 +295,7 @@ def _completion_body(run: CompletionRun, choices: list[Event], usage: Event | No
     return body
 
 
-async def completion(state: Any, run: CompletionRun) -> Event:
+async def completion(state: Any, run: Run) -> Event:
     text = ""
     end: ReplyEnd | None = None
     async for item in run_reply(state, run.job):
@@ -309,7 +307,7 @@ async def completion(state: Any, run: CompletionRun) -> Event:
     return _completion_body(run, [choice], _usage(end))
 
 
-async def completion_chunks(state: Any, run: CompletionRun) -> AsyncIterator[Event]:
+async def completion_chunks(state: Any, run: Run) -> AsyncIterator[Event]:
     async for item in run_reply(state, run.job):
         finish = _finish_reason(item) if isinstance(item, ReplyEnd) else None
         if item.delta.content or finish:
