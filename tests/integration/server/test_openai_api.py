@@ -32,16 +32,28 @@ def test_chat_completion_matches_the_native_api(server: LiveServer, client: open
     assert choice.finish_reason in ("stop", "length")
     assert reply.usage and reply.usage.completion_tokens <= 12
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
-    native = httpx.post(server.url + "/api/chat", json={"model": MODEL, "messages": messages, "stream": False,
-                        "options": {"temperature": 0, "top_p": 1.0, "num_predict": 12}}, timeout=60).json()  # fmt: skip
+    native = httpx.post(
+        server.url + "/api/chat",
+        json={
+            "model": MODEL,
+            "messages": messages,
+            "stream": False,
+            "options": {"temperature": 0, "top_p": 1.0, "num_predict": 12},
+        },
+        timeout=60,
+    ).json()
     assert native["message"]["content"] == choice.message.content
 
 
 def test_streaming_chunk_sequence_and_usage(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Count to five."}], temperature=0, max_tokens=16,
-        stream=True, stream_options={"include_usage": True},
-    )  # fmt: skip
+        model=MODEL,
+        messages=[{"role": "user", "content": "Count to five."}],
+        temperature=0,
+        max_tokens=16,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant" and chunks[0].choices[0].delta.content == ""
     finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -49,8 +61,9 @@ def test_streaming_chunk_sequence_and_usage(client: openai.OpenAI) -> None:
     assert chunks[-1].choices == [] and chunks[-1].usage and chunks[-1].usage.completion_tokens == 16
     assert len({c.id for c in chunks}) == 1 and len({c.created for c in chunks}) == 1
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    whole = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Count to five."}],
-                                           temperature=0, max_tokens=16)  # fmt: skip
+    whole = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Count to five."}], temperature=0, max_tokens=16
+    )
     assert text == whole.choices[0].message.content
 
 
@@ -72,9 +85,12 @@ def test_structured_output_with_parse(client: openai.OpenAI) -> None:
         age: int
 
     parsed = client.chat.completions.parse(
-        model=MODEL, messages=[{"role": "user", "content": "Describe a pet as JSON."}], response_format=Pet,
-        temperature=0, max_tokens=48,
-    )  # fmt: skip
+        model=MODEL,
+        messages=[{"role": "user", "content": "Describe a pet as JSON."}],
+        response_format=Pet,
+        temperature=0,
+        max_tokens=48,
+    )
     pet = parsed.choices[0].message.parsed
     assert pet is not None and isinstance(pet.age, int)
 
@@ -92,8 +108,9 @@ def test_completions(client: openai.OpenAI) -> None:
     assert reply.usage and reply.usage.completion_tokens == 6
     streamed = "".join(
         c.choices[0].text
-        for c in client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=6, temperature=0,
-                                           stream=True)  # fmt: skip
+        for c in client.completions.create(
+            model=MODEL, prompt="Once upon a time", max_tokens=6, temperature=0, stream=True
+        )
         if c.choices
     )
     assert streamed == reply.choices[0].text
@@ -124,23 +141,42 @@ def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
     assert model.id == MODEL and model.owned_by == "library" and model.created > 0
     with pytest.raises(openai.NotFoundError) as err:
         client.models.retrieve("nope:latest")
-    assert err.value.body == {"message": "model 'nope:latest' not found", "type": "not_found_error",
-                              "param": None, "code": None}  # fmt: skip
+    assert err.value.body == {
+        "message": "model 'nope:latest' not found",
+        "type": "not_found_error",
+        "param": None,
+        "code": None,
+    }
 
 
 @pytest.mark.parametrize(
     ("body", "status", "kind", "message"),
     [
-        ({"model": "nope", "messages": [{"role": "user", "content": "x"}]}, 404, "not_found_error",
-         "model 'nope' not found"),
+        (
+            {"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+            404,
+            "not_found_error",
+            "model 'nope' not found",
+        ),
         ({"model": MODEL, "messages": []}, 400, "invalid_request_error", "[] is too short - 'messages'"),
-        ({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "huge"}, 400,
-         "invalid_request_error", None),
-        ({"model": MODEL, "messages": [{"role": "user", "content": "x"}],
-          "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]},
-         400, "invalid_request_error", f'"{MODEL}" does not support tools'),
+        (
+            {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "huge"},
+            400,
+            "invalid_request_error",
+            None,
+        ),
+        (
+            {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            },
+            400,
+            "invalid_request_error",
+            f'"{MODEL}" does not support tools',
+        ),
     ],
-)  # fmt: skip
+)
 def test_openai_error_envelope(
     server: LiveServer, body: dict[str, Any], status: int, kind: str, message: str | None
 ) -> None:
@@ -157,26 +193,46 @@ def test_reasoning_and_tool_choice_on_a_thinking_model(
 ) -> None:
     from fixtures.templates import TOOLS_THINK_TEMPLATE
 
-    add_gguf_model(server.store, "smol-think-oai", smollm2_path, {"stop": ["<|im_end|>"]},
-                   template=TOOLS_THINK_TEMPLATE)  # fmt: skip
+    add_gguf_model(
+        server.store, "smol-think-oai", smollm2_path, {"stop": ["<|im_end|>"]}, template=TOOLS_THINK_TEMPLATE
+    )
     messages: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
-    reply = client.chat.completions.create(model="smol-think-oai", messages=messages, temperature=0, max_tokens=16,
-                                           reasoning_effort="low")  # fmt: skip
+    reply = client.chat.completions.create(
+        model="smol-think-oai", messages=messages, temperature=0, max_tokens=16, reasoning_effort="low"
+    )
     message = reply.model_dump()["choices"][0]["message"]
     assert message["reasoning"] and "<think>" not in message["reasoning"] + (message["content"] or "")
-    no_think = client.chat.completions.create(model="smol-think-oai", messages=messages, temperature=0,
-                                              max_tokens=16, reasoning_effort="none")  # fmt: skip
-    assert "reasoning" not in no_think.model_dump()["choices"][0]["message"] or not no_think.model_dump()[
-        "choices"][0]["message"]["reasoning"]  # fmt: skip
+    no_think = client.chat.completions.create(
+        model="smol-think-oai", messages=messages, temperature=0, max_tokens=16, reasoning_effort="none"
+    )
+    assert (
+        "reasoning" not in no_think.model_dump()["choices"][0]["message"]
+        or not no_think.model_dump()["choices"][0]["message"]["reasoning"]
+    )
 
     # a named tool_choice forces a call to that tool: the grammar is applied from the first token
-    tools: list[Any] = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]  # fmt: skip
+    tools: list[Any] = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
+            },
+        }
+    ]
     forced = client.chat.completions.create(
-        model="smol-think-oai", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools,
-        tool_choice={"type": "function", "function": {"name": "get_weather"}}, reasoning_effort="none",
-        temperature=0, max_tokens=64,
-    )  # fmt: skip
+        model="smol-think-oai",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=tools,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        reasoning_effort="none",
+        temperature=0,
+        max_tokens=64,
+    )
     choice = forced.choices[0]
     assert choice.finish_reason == "tool_calls", choice
     call = choice.message.tool_calls[0]  # type: ignore[index]
