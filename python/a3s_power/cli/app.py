@@ -12,5 +12,9 @@ app = App(
     help="A3S Power: run and serve local models, a drop-in replacement for Ollama.",
 )
 
+from a3s_power.cli import create as _create  # noqa: E402,F401
+from a3s_power.cli import models as _models  # noqa: E402,F401
+from a3s_power.cli import ps as _ps  # noqa: E402,F401
 from a3s_power.cli import run as _run  # noqa: E402,F401  (registers the command)
 from a3s_power.cli import serve as _serve  # noqa: E402,F401
+from a3s_power.cli import transfer as _transfer  # noqa: E402,F401
