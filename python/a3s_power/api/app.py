@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
+from a3s_power.api.anthropic.routes import ANTHROPIC_ROUTER
 from a3s_power.api.errors import EXCEPTION_HANDLERS
 from a3s_power.api.ollama.manage import MANAGE_ROUTES
 from a3s_power.api.ollama.routes import ROUTES as OLLAMA_ROUTES
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
             await state.scheduler.shutdown()
 
     return Litestar(
-        route_handlers=[*OLLAMA_ROUTES, *MANAGE_ROUTES, OPENAI_ROUTER],
+        route_handlers=[*OLLAMA_ROUTES, *MANAGE_ROUTES, OPENAI_ROUTER, ANTHROPIC_ROUTER],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         cors_config=CORSConfig(
             allow_origins=[],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any, TypeVar
 
 import msgspec
@@ -83,5 +84,43 @@ def openai_error_response(request: Request, exc: Exception) -> Response:
     return Response(openai_error_body(exc), status_code=error_status(exc))
 
 
-OPENAI_EXCEPTION_HANDLERS = {PowerError: openai_error_response, HTTPException: openai_error_response,
-                             Exception: openai_error_response}  # fmt: skip
+OPENAI_EXCEPTION_HANDLERS = {
+    PowerError: openai_error_response,
+    HTTPException: openai_error_response,
+    Exception: openai_error_response,
+}
+
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
+def anthropic_error_body(exc: Exception) -> dict[str, Any]:
+    """Anthropic's error envelope, `{"type": "error", "error": {"type", "message"}, "request_id"}`."""
+    message = openai_error_body(exc)["error"]["message"]
+    kind = _ANTHROPIC_TYPES.get(error_status(exc), "api_error")
+    return {
+        "type": "error",
+        "error": {"type": kind, "message": message},
+        "request_id": "req_" + secrets.token_hex(12),
+    }
+
+
+def anthropic_error_response(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, PowerError | HTTPException):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(anthropic_error_body(exc), status_code=error_status(exc))
+
+
+ANTHROPIC_EXCEPTION_HANDLERS = {
+    PowerError: anthropic_error_response,
+    HTTPException: anthropic_error_response,
+    Exception: anthropic_error_response,
+}

@@ -104,3 +104,28 @@ async def sse_respond(
         yield b"data: [DONE]\n\n"
 
     return Stream(body(), media_type=SSE, headers={"Cache-Control": "no-cache"})
+
+
+def sse_named_event(name: str, obj: Any) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+
+
+async def sse_named_respond(
+    events: AsyncIterator[tuple[str, dict[str, Any]]], error_body: Callable[[Exception], dict[str, Any]]
+) -> Stream:
+    """Server-sent events with event names (Anthropic's format); a mid-stream error becomes an
+    `error` event. The first event is awaited before answering, as in `sse_respond`."""
+    iterator = aiter(events)
+    first = await anext(iterator)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield sse_named_event(*first)
+        try:
+            async for name, event in iterator:
+                yield sse_named_event(name, event)
+        except Exception as exc:  # noqa: BLE001  the stream is already 200: report, never crash
+            if not isinstance(exc, PowerError):
+                log.exception("stream failed")
+            yield sse_named_event("error", error_body(exc))
+
+    return Stream(body(), media_type=SSE, headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,1 @@
+"""Anthropic-compatible Messages API (`/v1/messages`): wire types, service and thin routes."""

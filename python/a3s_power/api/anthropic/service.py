@@ -1,0 +1,327 @@
+"""Anthropic's Messages API on the neutral inference run: content blocks in (text, thinking,
+tool_use, tool_result), content blocks out, and the SSE event sequence Anthropic's SDK expects.
+
+Beyond Ollama's compatibility layer: `tool_choice` is honoured (auto / any / tool / none; a forced
+call is grammar-constrained from its first token) and tool inputs stream as `input_json_delta`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from a3s_power.api.anthropic.protocol import MessagesRequest
+from a3s_power.api.inference import Generation, Prompt, ReplyEnd, render_prompt, run_reply, wants_parsing
+from a3s_power.api.ollama.scheduling import prepare, require, resolve
+from a3s_power.chat.reply import ReplyDelta
+from a3s_power.errors import InvalidRequest, Unsupported
+from a3s_power.runtime.loaded import LoadedModel
+
+Event = dict[str, Any]
+
+
+def _text_of(content: Any) -> str:
+    """A `string | [blocks]` field's text (text blocks joined)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            parts.append(str(block.get("text", "")))
+        elif kind == "image":
+            raise Unsupported("images are not supported yet")
+    return "\n".join(parts)
+
+
+def _messages(req: MessagesRequest) -> list[dict[str, Any]]:
+    """Anthropic messages → the OpenAI-shaped list llama.cpp's templates take."""
+    if not req.messages:
+        raise InvalidRequest("messages: at least one message is required")
+    out: list[dict[str, Any]] = []
+    system = _text_of(req.system)
+    if system:
+        out.append({"role": "system", "content": system})
+    for message in req.messages:
+        role = str(message.get("role", "")).lower()
+        content = message.get("content")
+        if role == "system":  # newer Claude Code sends system turns inside messages
+            out.append({"role": "system", "content": _text_of(content)})
+            continue
+        if role not in ("user", "assistant"):
+            raise InvalidRequest(f"messages: unexpected role {role!r}")
+        if isinstance(content, str):
+            out.append({"role": role, "content": content})
+            continue
+        texts: list[str] = []
+        thinking: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for block in content or []:
+            kind = block.get("type")
+            if kind == "text":
+                texts.append(str(block.get("text", "")))
+            elif kind == "thinking":
+                thinking.append(str(block.get("thinking", "")))
+            elif kind == "redacted_thinking":
+                continue
+            elif kind == "tool_use":
+                arguments = orjson.dumps(block.get("input") or {}).decode()
+                calls.append(
+                    {
+                        "id": block.get("id", ""),
+                        "type": "function",
+                        "function": {"name": block.get("name", ""), "arguments": arguments},
+                    }
+                )
+            elif kind == "tool_result":
+                out.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": block.get("tool_use_id", ""),
+                        "content": _text_of(block.get("content")),
+                    }
+                )
+            elif kind == "image":
+                raise Unsupported("images are not supported yet")
+            else:
+                raise InvalidRequest(f"messages: unsupported content block type {kind!r}")
+        if texts or thinking or calls or role == "assistant":
+            item: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
+            if thinking:
+                item["reasoning_content"] = "\n".join(thinking)
+            if calls:
+                item["tool_calls"] = calls
+            out.append(item)
+    return out
+
+
+def _tools(req: MessagesRequest) -> tuple[list[dict[str, Any]] | None, str]:
+    """Anthropic tools and tool_choice → OpenAI-shaped tools and llama.cpp's tool_choice."""
+    tools: list[dict[str, Any]] = [
+        {
+            "type": "function",
+            "function": {
+                "name": t.get("name", ""),
+                "description": t.get("description", ""),
+                "parameters": t.get("input_schema") or {"type": "object"},
+            },
+        }
+        for t in req.tools or []
+        if t.get("name") and "input_schema" in t  # server tools (web_search, …) are not ours to run
+    ]
+    choice = (req.tool_choice or {}).get("type", "auto")
+    if not tools or choice == "auto":
+        return tools or None, "auto"
+    if choice == "none":
+        return tools, "none"
+    if choice == "any":
+        return tools, "required"
+    if choice == "tool":
+        name = (req.tool_choice or {}).get("name")
+        chosen = [t for t in tools if t["function"]["name"] == name]
+        if not chosen:
+            raise InvalidRequest(f"tool_choice: no tool named {name!r}")
+        return chosen, "required"
+    raise InvalidRequest(f"tool_choice: unknown type {choice!r}")
+
+
+def _options(req: MessagesRequest) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if req.max_tokens is not None:
+        options["num_predict"] = req.max_tokens
+    for key, value in (("temperature", req.temperature), ("top_p", req.top_p), ("top_k", req.top_k)):
+        if value is not None:
+            options[key] = value
+    if req.stop_sequences:
+        options["stop"] = list(req.stop_sequences)
+    return options
+
+
+@dataclass
+class MessagesRun:
+    job: Generation
+    model: str
+    id: str = field(default_factory=lambda: "msg_" + secrets.token_hex(12))
+
+
+def prepare_messages(state: Any, req: MessagesRequest) -> MessagesRun:
+    model = resolve(state, req.model)
+    require(model, "completion", "chat")
+    messages = _messages(req)
+    tools, tool_choice = _tools(req)
+    if tools and tool_choice != "none":
+        require(model, "tools", "tools")
+    thinks = "thinking" in model.capabilities
+    think: bool | None = None
+    if req.thinking is not None:  # a model that cannot think drops the request silently (Ollama)
+        think = req.thinking.type == "enabled" and thinks
+    if model.view.system and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": model.view.system})
+    gen, spec = prepare(state, model, _options(req))
+
+    def build(loaded: LoadedModel) -> Prompt:
+        return render_prompt(model, loaded, messages, tools=tools, tool_choice=tool_choice, think=think)
+
+    force = bool(tools) and tool_choice == "required" and not (thinks and think is not False)
+    job = Generation(model, spec, gen, None, build, wants_parsing(model, think, tools), thinks, force)
+    return MessagesRun(job, req.model)
+
+
+def _stop_reason(end: ReplyEnd) -> str:
+    if end.completion.done_reason == "length":
+        return "max_tokens"
+    return "tool_use" if end.tool_calls_sent else "end_turn"
+
+
+def _usage(end: ReplyEnd) -> Event:
+    return {
+        "input_tokens": end.completion.prompt_eval_count + end.completion.cached_tokens,
+        "output_tokens": end.completion.eval_count,
+    }
+
+
+def _tool_use_block(call: dict[str, Any]) -> Event:
+    function = call["function"]
+    return {
+        "type": "tool_use",
+        "id": "toolu_" + call["id"].removeprefix("call_"),
+        "name": function["name"],
+        "input": function["arguments"],
+    }
+
+
+async def message(state: Any, run: MessagesRun) -> Event:
+    whole = ReplyDelta()
+    end: ReplyEnd | None = None
+    async for item in run_reply(state, run.job):
+        whole.content += item.delta.content
+        whole.thinking += item.delta.thinking
+        whole.tool_calls += item.delta.tool_calls
+        if isinstance(item, ReplyEnd):
+            end = item
+    assert end is not None
+    content: list[Event] = []
+    if whole.thinking:
+        content.append({"type": "thinking", "thinking": whole.thinking, "signature": ""})
+    if whole.content or not whole.tool_calls:
+        content.append({"type": "text", "text": whole.content})
+    content += [_tool_use_block(call) for call in whole.tool_calls]
+    return {
+        "id": run.id,
+        "type": "message",
+        "role": "assistant",
+        "model": run.model,
+        "content": content,
+        "stop_reason": _stop_reason(end),
+        "stop_sequence": None,
+        "usage": _usage(end),
+    }
+
+
+class BlockStream:
+    """Reply deltas → Anthropic's content-block events: a block opens when output of a new kind
+    (thinking, text, a tool call) starts and closes when another kind begins or the reply ends."""
+
+    def __init__(self) -> None:
+        self.index = -1
+        self.kind = ""
+
+    def _open(self, kind: str, block: Event) -> list[tuple[str, Event]]:
+        events = self._close()
+        self.index += 1
+        self.kind = kind
+        events.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": self.index, "content_block": block},
+            )
+        )
+        return events
+
+    def _close(self) -> list[tuple[str, Event]]:
+        if not self.kind:
+            return []
+        events: list[tuple[str, Event]] = []
+        if self.kind == "thinking":
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self.index,
+                        "delta": {"type": "signature_delta", "signature": ""},
+                    },
+                )
+            )
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": self.index}))
+        self.kind = ""
+        return events
+
+    def _delta(self, delta: Event) -> tuple[str, Event]:
+        return "content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta}
+
+    def feed(self, delta: ReplyDelta) -> list[tuple[str, Event]]:
+        events: list[tuple[str, Event]] = []
+        if delta.thinking:
+            if self.kind != "thinking":
+                events += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            events.append(self._delta({"type": "thinking_delta", "thinking": delta.thinking}))
+        if delta.content:
+            if self.kind != "text":
+                events += self._open("text", {"type": "text", "text": ""})
+            events.append(self._delta({"type": "text_delta", "text": delta.content}))
+        for call in delta.tool_calls:
+            block = _tool_use_block(call)
+            events += self._open("tool_use", {**block, "input": {}})
+            events.append(
+                self._delta(
+                    {"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}
+                )
+            )
+        return events
+
+    def finish(self) -> list[tuple[str, Event]]:
+        events = [] if self.index >= 0 else self._open("text", {"type": "text", "text": ""})
+        return events + self._close()
+
+
+async def message_events(state: Any, run: MessagesRun) -> AsyncIterator[tuple[str, Event]]:
+    """message_start, content blocks, message_delta (stop reason, usage), message_stop."""
+    yield (
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {
+                "id": run.id,
+                "type": "message",
+                "role": "assistant",
+                "model": run.model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            },
+        },
+    )
+    blocks = BlockStream()
+    async for item in run_reply(state, run.job):
+        for event in blocks.feed(item.delta):
+            yield event
+        if isinstance(item, ReplyEnd):
+            for event in blocks.finish():
+                yield event
+            yield (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": _stop_reason(item), "stop_sequence": None},
+                    "usage": _usage(item),
+                },
+            )
+            yield "message_stop", {"type": "message_stop"}
