@@ -13,7 +13,6 @@ from a3s_power.cli._format import (
     go_value,
     human_bytes,
     human_duration,
-    human_number,
     human_time,
     parse_time,
     render_table,
@@ -21,6 +20,7 @@ from a3s_power.cli._format import (
 from a3s_power.cli._progress import Bar, Spinner
 from a3s_power.cli._showinfo import render_show
 from a3s_power.cli.ps import processor, until
+from a3s_power.store.gguf import format_parameter_count as human_number
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

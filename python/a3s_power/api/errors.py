@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -78,17 +79,15 @@ def openai_error_body(exc: Exception) -> dict[str, Any]:
     return {"error": {"message": message or str(exc), "type": kind, "param": None, "code": None}}
 
 
-def openai_error_response(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, PowerError | HTTPException):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Response(openai_error_body(exc), status_code=error_status(exc))
+def handlers_for(body: Callable[[Exception], dict[str, Any]]) -> dict[type[Exception], Any]:
+    """Exception handlers that answer every error with `body(exc)` and the error's status."""
 
+    def respond(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, PowerError | HTTPException):
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return Response(body(exc), status_code=error_status(exc))
 
-OPENAI_EXCEPTION_HANDLERS = {
-    PowerError: openai_error_response,
-    HTTPException: openai_error_response,
-    Exception: openai_error_response,
-}
+    return {PowerError: respond, HTTPException: respond, Exception: respond}
 
 
 _ANTHROPIC_TYPES = {
@@ -113,14 +112,5 @@ def anthropic_error_body(exc: Exception) -> dict[str, Any]:
     }
 
 
-def anthropic_error_response(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, PowerError | HTTPException):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Response(anthropic_error_body(exc), status_code=error_status(exc))
-
-
-ANTHROPIC_EXCEPTION_HANDLERS = {
-    PowerError: anthropic_error_response,
-    HTTPException: anthropic_error_response,
-    Exception: anthropic_error_response,
-}
+OPENAI_EXCEPTION_HANDLERS = handlers_for(openai_error_body)
+ANTHROPIC_EXCEPTION_HANDLERS = handlers_for(anthropic_error_body)

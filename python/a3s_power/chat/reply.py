@@ -35,6 +35,12 @@ class ReplyDelta:
     def __bool__(self) -> bool:
         return bool(self.content or self.thinking or self.tool_calls)
 
+    def add(self, other: ReplyDelta) -> None:
+        """Append `other` (accumulating a whole reply from its deltas)."""
+        self.content += other.content
+        self.thinking += other.thinking
+        self.tool_calls += other.tool_calls
+
 
 def tool_call_id() -> str:
     """Ollama's ids for parsed calls: `call_` + 8 characters of [a-z0-9]."""

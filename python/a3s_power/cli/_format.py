@@ -27,19 +27,6 @@ def human_bytes(size: int) -> str:
     return f"{value:.1f} {unit}"
 
 
-def human_number(count: int) -> str:
-    """`8B`, `1.5B`, `135M`, `134.52M`, `12K`, `999`."""
-    if count >= 1_000_000_000:
-        value = count / 1_000_000_000
-        return f"{value:.0f}B" if value == math.floor(value) else f"{value:.1f}B"
-    if count >= 1_000_000:
-        value = count / 1_000_000
-        return f"{value:.0f}M" if value == math.floor(value) else f"{value:.2f}M"
-    if count >= 1000:
-        return f"{count / 1000:.0f}K"
-    return str(count)
-
-
 def _go_div(a: int, b: int) -> int:
     """Go's integer division (truncates toward zero)."""
     q = abs(a) // abs(b)

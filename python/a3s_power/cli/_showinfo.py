@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from a3s_power.cli._format import display_width, go_float, go_value, human_number, render_table
+from a3s_power.cli._format import display_width, go_float, go_value, render_table
+from a3s_power.store.gguf import format_parameter_count as human_number
 
 Rows = list[list[str]]
 _WIDE_SECTIONS = ("Template", "System", "License")

@@ -200,9 +200,7 @@ async def message(state: Any, run: MessagesRun) -> Event:
     whole = ReplyDelta()
     end: ReplyEnd | None = None
     async for item in run_reply(state, run.job):
-        whole.content += item.delta.content
-        whole.thinking += item.delta.thinking
-        whole.tool_calls += item.delta.tool_calls
+        whole.add(item.delta)
         if isinstance(item, ReplyEnd):
             end = item
     assert end is not None

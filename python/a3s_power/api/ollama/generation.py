@@ -119,10 +119,7 @@ def _combine(events: list[Event], delta_of: Callable[[Event], ReplyDelta], shape
     """`stream: false`: the final event carrying the whole reply and every logprob."""
     whole = ReplyDelta()
     for event in events:
-        part = delta_of(event)
-        whole.content += part.content
-        whole.thinking += part.thinking
-        whole.tool_calls += part.tool_calls
+        whole.add(delta_of(event))
     final = {**(events[-1] if events else {}), **shape(whole)}
     logprobs = [lp for e in events for lp in e.get("logprobs", [])]
     if logprobs:

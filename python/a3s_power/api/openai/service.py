@@ -218,9 +218,7 @@ async def chat_completion(state: Any, run: Run) -> Event:
     logprobs: list[Event] = []
     end: ReplyEnd | None = None
     async for item in run_reply(state, run.job):
-        whole.content += item.delta.content
-        whole.thinking += item.delta.thinking
-        whole.tool_calls += item.delta.tool_calls
+        whole.add(item.delta)
         if isinstance(item, ReplyPiece):
             if run.logprobs:
                 logprobs += logprobs_wire(item.chunk, max(run.job.gen.top_logprobs, 0))
