@@ -73,6 +73,7 @@ class Settings:
     noprune: bool = False
     origins: tuple[str, ...] = ()
     debug: bool = False
+    api_keys: tuple[str, ...] = ()  # A3S_POWER_API_KEYS (comma-separated); empty = no auth
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,4 +102,5 @@ class Settings:
             noprune=_flag(env, "OLLAMA_NOPRUNE"),
             origins=origins,
             debug=_flag(env, "OLLAMA_DEBUG"),
+            api_keys=tuple(k.strip() for k in _clean(env.get("A3S_POWER_API_KEYS")).split(",") if k.strip()),
         )

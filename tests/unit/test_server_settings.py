@@ -74,12 +74,14 @@ def test_settings_from_env(tmp_path: Path) -> None:
         "OLLAMA_CONTEXT_LENGTH": "8192",
         "OLLAMA_NOPRUNE": "1",
         "OLLAMA_ORIGINS": "http://a.example, http://b.example",
+        "A3S_POWER_API_KEYS": " k1, ,k2 ",
     }
     s = Settings.from_env(env)
     assert (s.host, s.port, s.models_root) == ("0.0.0.0", 1234, tmp_path)
     assert s.keep_alive == math.inf
     assert (s.num_parallel, s.max_loaded_models, s.max_queue, s.context_length) == (3, 2, 7, 8192)
     assert s.noprune and s.origins == ("http://a.example", "http://b.example")
+    assert s.api_keys == ("k1", "k2")
     assert Settings.from_env({"OLLAMA_KEEP_ALIVE": "30", "HOME": str(tmp_path)}).keep_alive == 30
     assert Settings.from_env({"OLLAMA_KEEP_ALIVE": "bogus", "HOME": str(tmp_path)}).keep_alive == 300
 

@@ -76,7 +76,10 @@ def openai_error_body(exc: Exception) -> dict[str, Any]:
     message = getattr(exc, "detail", "") if isinstance(exc, HTTPException) else ""
     if isinstance(exc, ValidationException) and exc.extra:
         message = "; ".join(str(e.get("message", e)) for e in exc.extra if isinstance(e, dict)) or message
-    return {"error": {"message": message or str(exc), "type": kind, "param": None, "code": None}}
+    code = None
+    if status == 401:  # what OpenAI answers for a bad key
+        kind, code = "invalid_request_error", "invalid_api_key"
+    return {"error": {"message": message or str(exc), "type": kind, "param": None, "code": code}}
 
 
 def handlers_for(body: Callable[[Exception], dict[str, Any]]) -> dict[type[Exception], Any]:

@@ -6,6 +6,7 @@ native API, OpenAI, Anthropic) shapes the resulting items into its own wire form
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -181,7 +182,9 @@ def wants_parsing(model: ResolvedModel, think: bool | str | None, tools: object)
 async def run_reply(state: Any, job: Generation) -> AsyncIterator[ReplyPiece | ReplyEnd]:
     """Hold a runner, run the request, yield reply pieces and then the end. Closing the iterator
     cancels the engine request and releases the runner."""
+    started = time.perf_counter()
     runner, load_duration = await acquire(state, job.model, job.spec)
+    first_token: float | None = None
     try:
         prompt = job.build(runner.loaded)
         job.gen.stop = merged_stops(job.gen, prompt.stops)
@@ -192,11 +195,23 @@ async def run_reply(state: Any, job: Generation) -> AsyncIterator[ReplyPiece | R
         calls = 0
         async for item in _engine_stream(runner.loaded, prompt.tokens, job.gen):
             if isinstance(item, Chunk):
+                if first_token is None and item.tokens:
+                    first_token = time.perf_counter() - started
                 delta = parser.feed(item.text) if parser else ReplyDelta(content=item.text)
                 calls += len(delta.tool_calls)
                 yield ReplyPiece(delta, item)
             else:
                 delta = parser.finish() if parser else ReplyDelta()
+                state.metrics.observe_generation(
+                    job.model.key,
+                    prompt=item.prompt_eval_count + item.cached_tokens,
+                    cached=item.cached_tokens,
+                    generated=item.eval_count,
+                    reason=item.done_reason,
+                    ttft=first_token,
+                    total=time.perf_counter() - started,
+                    decode=item.eval_duration / 1e9,
+                )
                 yield ReplyEnd(delta, item, load_duration, calls + len(delta.tool_calls))
     finally:
         state.scheduler.release(runner, job.keep_alive)

@@ -96,6 +96,11 @@ class Scheduler:
         self._pending = 0
 
     # -- public ----------------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Requests waiting for the loader (the bounded queue that answers 503)."""
+        return self._pending
+
     def loaded(self) -> list[Runner]:
         return list(self._runners.values())
 

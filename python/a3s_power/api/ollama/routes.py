@@ -8,6 +8,7 @@ from litestar import Request, Response, get, head, post
 from litestar.response import Stream
 
 from a3s_power import __version__
+from a3s_power.api.auth import PUBLIC
 from a3s_power.api.errors import decode_body
 from a3s_power.api.ollama import embeddings as embedding_service
 from a3s_power.api.ollama import generation, scheduling
@@ -21,12 +22,12 @@ def _state(request: Request[Any, Any, Any]) -> Any:
     return request.app.state.power
 
 
-@get("/", media_type="text/plain", sync_to_thread=False)
+@get("/", media_type="text/plain", sync_to_thread=False, opt={PUBLIC: True})
 def root() -> str:
     return "Ollama is running"
 
 
-@head("/", media_type="text/plain", sync_to_thread=False)
+@head("/", media_type="text/plain", sync_to_thread=False, opt={PUBLIC: True})
 def root_head() -> None:
     return None
 
