@@ -48,6 +48,7 @@ class ChatCompletionRequest(_Sampling):
     reasoning: Reasoning | None = None
     logprobs: bool = False
     top_logprobs: int = 0
+    ignore_eos: bool = False  # llama-server's extension: generate max_tokens whatever the model says
 
 
 class CompletionRequest(_Sampling):

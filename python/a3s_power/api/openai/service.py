@@ -192,6 +192,7 @@ def prepare_chat(state: Any, req: ChatCompletionRequest) -> Run:
         messages.insert(0, {"role": "system", "content": model.view.system})
     gen, spec = prepare(state, model, _options(req, req.max_completion_tokens or req.max_tokens))
     set_request_flags(gen, _format(req), req.logprobs, req.top_logprobs)
+    gen.ignore_eos = req.ignore_eos
 
     def build(loaded: LoadedModel) -> Prompt:
         return render_prompt(model, loaded, messages, tools=tools, tool_choice=tool_choice, think=think)
