@@ -6,6 +6,7 @@ truncated or corrupt file raises InvalidGGUF with the offset and what was being 
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import os
@@ -281,3 +282,16 @@ def format_parameter_count(count: int) -> str:
     if count >= 1_000:
         return f"{count / 1_000:.0f}K"
     return str(count)
+
+
+def read_gguf_header(path: str | Path) -> GGUFInfo:
+    """`read_gguf(path, check_data=False)`, parsed once per file version: a header holds the whole
+    vocabulary (tens of ms to parse), and every request that names a model needs its facts.
+    Keyed by path, size and mtime, so a replaced file is read again."""
+    stat = os.stat(path)
+    return _cached_header(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_header(path: str, size: int, mtime_ns: int) -> GGUFInfo:
+    return read_gguf(path, check_data=False)

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from a3s_power.store.errors import InvalidGGUF
-from a3s_power.store.gguf import GGUFInfo, read_gguf
+from a3s_power.store.gguf import GGUFInfo, read_gguf, read_gguf_header
 from a3s_power.store.manifest import (
     MEDIA_ADAPTER,
     MEDIA_DRAFT,
@@ -71,8 +71,8 @@ class ModelView:
         if self.model_path is None:
             return None
         try:
-            return read_gguf(self.model_path, check_data=False)
-        except InvalidGGUF:
+            return read_gguf_header(self.model_path)
+        except (InvalidGGUF, OSError):
             return None
 
     def modelfile(self) -> str:
