@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_engine import GUARD, RESULTS, build_tools, med, pct, prose, resolve_model
+from bench_engine import GUARD, RESULTS, build_tools, med, pct, prose, resolve_model, stop_process
 
 HOST = "127.0.0.1"
 
@@ -96,11 +96,7 @@ class OpenAIServer:
 
     async def close(self) -> None:
         await self.client.aclose()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.log.close()
 
 
