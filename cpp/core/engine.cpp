@@ -1,5 +1,7 @@
 #include "engine.h"
 
+#include <thread>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -110,10 +112,15 @@ Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params) : mode
     if (params_.n_ctx < 16) {
         throw std::invalid_argument("num_ctx must be at least 16");
     }
+    // every generating slot puts one token in each batch: a smaller batch would overflow it
+    params_.n_batch  = std::max(params_.n_batch, params_.n_parallel);
+    params_.n_ubatch = std::max(params_.n_ubatch, 1);
     llama_context_params cp = llama_context_default_params();
-    const int32_t        threads = params_.n_threads > 0 ? params_.n_threads : common_cpu_get_num_math();
+    // more threads than 2x the cores only slows decoding, and thousands fail to start (libgomp exits)
+    const int32_t max_threads = 2 * (int32_t) std::max(1u, std::thread::hardware_concurrency());
+    const int32_t threads     = std::min(params_.n_threads > 0 ? params_.n_threads : common_cpu_get_num_math(), max_threads);
     cp.n_threads       = threads;
-    cp.n_threads_batch = params_.n_threads_batch > 0 ? params_.n_threads_batch : threads;
+    cp.n_threads_batch = params_.n_threads_batch > 0 ? std::min(params_.n_threads_batch, max_threads) : threads;
     cp.n_seq_max       = params_.n_parallel;
     cp.kv_unified      = params_.kv_unified;
     cp.n_ctx           = (uint32_t) params_.n_ctx * (params_.kv_unified ? params_.n_parallel : params_.n_parallel);
@@ -187,6 +194,7 @@ std::shared_ptr<Channel> Engine::submit(GenerateRequest req) {
         throw std::invalid_argument("empty prompt");
     }
     model_->check_tokens(req.prompt);
+    check_sampling(req.sampling);
     if (req.top_logprobs < 0 || req.top_logprobs > 20) {
         throw std::invalid_argument("top_logprobs must be between 0 and 20");
     }

@@ -40,7 +40,18 @@ void check_grammar(const Model & model, const std::string & gbnf) {
     llama_sampler_free(s);
 }
 
+void check_sampling(const SamplingParams & p) {
+    // llama.cpp aborts on values it does not know: refuse them before a request is queued
+    if (p.mirostat < 0 || p.mirostat > 2) {
+        throw std::invalid_argument("mirostat must be 0, 1 or 2");
+    }
+    if (p.repeat_last_n < -1) {
+        throw std::invalid_argument("repeat_last_n must be -1 (the whole context), 0 (off) or positive");
+    }
+}
+
 common_sampler * make_sampler(const Model & model, const SamplingParams & p) {
+    check_sampling(p);
     common_params_sampling c;
     c.temp            = p.temperature;
     c.top_k           = p.top_k;

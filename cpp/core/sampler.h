@@ -44,6 +44,9 @@ struct SamplingParams {
     bool        grammar_from_template = false;
 };
 
+// Refuses option values llama.cpp would abort on (std::invalid_argument with the reason).
+void check_sampling(const SamplingParams & p);
+
 // Builds a common_sampler. Throws std::invalid_argument for a grammar that does not parse.
 common_sampler * make_sampler(const Model & model, const SamplingParams & p);
 

@@ -36,6 +36,9 @@ _IGNORED = {"tfs_z", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only", "
             "embedding_only", "main_gpu"}  # fmt: skip
 
 
+MIN_NUM_CTX = 16  # the engine's floor (Ollama's is 4); smaller requests are raised to it
+
+
 class OptionTypeError(PowerError):
     """Ollama answers a wrongly typed option with 500."""
 
@@ -77,7 +80,7 @@ def merge_options(
             continue
         setattr(gen, key, value)
     num_ctx = int(merged.get("num_ctx", default_num_ctx))
-    num_ctx = max(4, num_ctx)
+    num_ctx = max(MIN_NUM_CTX, num_ctx)
     if trained_ctx > 0:
         num_ctx = min(num_ctx, trained_ctx)
     runner = RunnerOptions(
