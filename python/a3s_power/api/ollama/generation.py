@@ -210,6 +210,8 @@ async def chat_events(state: Any, req: ChatRequest) -> AsyncIterator[Event]:
     check_think(model, req.think)
     if req.tools:
         require(model, "tools", "tools")
+    if any(m.images for m in req.messages):
+        require(model, "vision", "vision")
     keep_alive = keep_alive_of(req.keep_alive)
     gen, spec = prepare(state, model, req.options)
     if not req.messages:
