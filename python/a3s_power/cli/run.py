@@ -32,7 +32,8 @@ def run(
     model
         A model name (e.g. gemma3:270m) or a path to a .gguf file.
     prompt
-        The prompt. Words after MODEL are joined into the prompt too; stdin is read when neither is given.
+        The prompt. Words after MODEL are joined into the prompt too; stdin is read when neither is
+        given; on a terminal with no prompt, an interactive chat starts (/? for help, /bye to leave).
     temperature
         Sampling temperature (0 = greedy).
     seed
@@ -56,7 +57,8 @@ def run(
     text = prompt if prompt is not None else " ".join(prompt_words or [])
     if not text and not sys.stdin.isatty():
         text = sys.stdin.read()
-    if not text:
+    interactive = not text and sys.stdin.isatty()
+    if not text and not interactive:
         print("Error: no prompt given (use --prompt or pass it after the model name)", file=sys.stderr)
         raise SystemExit(1)
     try:
@@ -65,6 +67,15 @@ def run(
     except (PowerError, FileNotFoundError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    if interactive:
+        from a3s_power.cli.repl import run_session
+
+        try:
+            base = GenerationOptions(temperature=temperature, seed=seed, num_predict=num_predict)
+            run_session(loaded, base, stats=_print_stats)
+        finally:
+            loaded.close()
+        return
     try:
         if raw:
             tokens = loaded.tokenize(text, add_special=True, parse_special=False)

@@ -7,7 +7,7 @@ finished text pieces when the channel's eventfd becomes readable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,7 +188,7 @@ async def generate(
 
 def generate_sync(
     loaded: LoadedModel, prompt: list[int], options: GenerationOptions
-) -> Iterator[Chunk | Completion]:
+) -> Generator[Chunk | Completion, None, None]:
     """Blocking twin of `generate` for the CLI (waits with the GIL released)."""
     channel = _submit(loaded, prompt, options)
     final: Completion | None = None
