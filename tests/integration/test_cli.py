@@ -49,10 +49,43 @@ def test_run_greedy_is_reproducible(smollm2_path):
     assert cli(*args).stdout == cli(*args).stdout
 
 
-def test_run_unknown_model_is_a_clear_error():
-    proc = cli("run", "no-such-model:7b", "--prompt", "hi")
-    assert proc.returncode == 1
-    assert 'model "no-such-model:7b" not found' in proc.stderr
+def test_run_unknown_model_is_pulled_and_a_missing_one_is_a_clear_error(tmp_path, smollm2_path):
+    import os
+
+    from a3s_power.store.manifest import MEDIA_MODEL, MEDIA_PARAMS
+    from fake_registry import FakeRegistry
+
+    registry = FakeRegistry()
+    try:
+        registry.add_model(
+            "library/smol",
+            "latest",
+            [(MEDIA_MODEL, smollm2_path.read_bytes()), (MEDIA_PARAMS, b'{"stop": ["<|im_end|>"]}')],
+        )
+        env = {
+            **os.environ,
+            "OLLAMA_MODELS": str(tmp_path / "models"),
+            "A3S_POWER_OFFLINE_FALLBACK": "0",
+            "A3S_POWER_REGISTRY_ENDPOINTS": f"registry.ollama.ai={registry.url}",
+        }
+        args = [sys.executable, "-m", "a3s_power", "run"]
+        missing = subprocess.run(
+            [*args, "no-such-model:7b", "-p", "hi"], capture_output=True, text=True, timeout=180, env=env
+        )
+        assert missing.returncode == 1
+        assert "Error: pull model manifest: file does not exist" in missing.stderr
+
+        flags = ["-p", "Name a planet.", "--temperature", "0", "-n", "12"]
+        pulled = subprocess.run([*args, "smol", *flags], capture_output=True, text=True, timeout=180, env=env)
+        assert pulled.returncode == 0, pulled.stderr
+        assert "pulling manifest" in pulled.stderr and "success" in pulled.stderr
+        assert pulled.stdout == cli("run", str(smollm2_path), *flags).stdout and pulled.stdout.strip()
+        blob_requests = len(registry.requests("blob"))
+        again = subprocess.run([*args, "smol", *flags], capture_output=True, text=True, timeout=180, env=env)
+        assert again.stdout == pulled.stdout and "pulling" not in again.stderr
+        assert len(registry.requests("blob")) == blob_requests  # the second run used the store
+    finally:
+        registry.stop()
 
 
 def test_run_bad_file_is_a_clear_error(tmp_path):
