@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from a3s_power.api.ollama.protocol import EmbeddingsRequest, EmbedRequest
@@ -95,3 +96,63 @@ async def embeddings_legacy(state: Any, req: EmbeddingsRequest) -> Event:
         state, model, [req.prompt], req.options, normalize=False, truncate=True, keep_alive=keep_alive
     )
     return {"embedding": vectors[0].astype(np.float64).tolist()}
+
+
+# -- rerank (what Ollama lacks; llama-server's / Jina's / Cohere's shape) ------------------------------
+RANK_POOLING = 4
+
+
+class RerankRequest(msgspec.Struct):
+    model: str = ""
+    query: str = ""
+    documents: list[str | dict[str, Any]] = msgspec.field(default_factory=list)
+    top_n: int | None = None
+    return_documents: bool = False
+
+
+def _document_text(document: str | dict[str, Any]) -> str:
+    return document if isinstance(document, str) else str(document.get("text", ""))
+
+
+async def rerank(state: Any, req: RerankRequest) -> Event:
+    """Relevance of each document to the query from the model's rank head; results best first."""
+    model = resolve(state, req.model)
+    info = model.info
+    pooling = info.metadata.get(f"{info.architecture}.pooling_type") if info is not None else None
+    if pooling != RANK_POOLING:
+        raise InvalidRequest(f'"{req.model}" does not support reranking (it has no rank head)')
+    if not req.query:
+        raise InvalidRequest("query is required")
+    if req.top_n is not None and req.top_n < 0:
+        raise InvalidRequest("top_n must not be negative")
+    texts = [_document_text(d) for d in req.documents]
+    if not texts:
+        return {
+            "model": req.model,
+            "object": "list",
+            "results": [],
+            "usage": {"prompt_tokens": 0, "total_tokens": 0},
+        }
+    _, spec = prepare(state, model, None, embedding=True)
+    runner, _ = await acquire(state, model, spec)
+    try:
+        try:
+            scores = await asyncio.to_thread(runner.loaded.rerank, req.query, texts)
+        except (RuntimeError, ValueError) as exc:
+            raise InvalidRequest(str(exc)) from exc
+        tokens = sum(len(runner.loaded.model.rerank_input(req.query, t)) for t in texts)
+    finally:
+        state.scheduler.release(runner)
+    order = sorted(range(len(texts)), key=lambda i: scores[i], reverse=True)[: req.top_n or None]
+    results = []
+    for index in order:
+        item: Event = {"index": index, "relevance_score": scores[index]}
+        if req.return_documents:
+            item["document"] = {"text": texts[index]}
+        results.append(item)
+    return {
+        "model": req.model,
+        "object": "list",
+        "results": results,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

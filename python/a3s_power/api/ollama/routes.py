@@ -67,9 +67,15 @@ async def embeddings(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await embedding_service.embeddings_legacy(_state(request), body)
 
 
+@post("/api/rerank", status_code=200)
+async def rerank(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    body = decode_body(await request.body(), embedding_service.RerankRequest)
+    return await embedding_service.rerank(_state(request), body)
+
+
 @get("/api/ps", sync_to_thread=False)
 def ps(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return scheduling.ps(_state(request))
 
 
-ROUTES = [root, root_head, version, version_head, generate, chat, embed, embeddings, ps]
+ROUTES = [root, root_head, version, version_head, generate, chat, embed, embeddings, rerank, ps]

@@ -10,6 +10,8 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from a3s_power.api.errors import OPENAI_EXCEPTION_HANDLERS, decode_body, openai_error_body
+from a3s_power.api.ollama.embeddings import RerankRequest
+from a3s_power.api.ollama.embeddings import rerank as rerank_documents
 from a3s_power.api.openai import service
 from a3s_power.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from a3s_power.api.streaming import sse_respond
@@ -50,6 +52,13 @@ async def embeddings(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await service.embeddings(_state(request), decode_body(await request.body(), EmbeddingRequest))
 
 
+@post("/rerank", status_code=200)
+async def rerank(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """llama-server's / Jina's rerank under /v1 (OpenAI has none; clients use this shape)."""
+    body = decode_body(await request.body(), RerankRequest)
+    return await rerank_documents(_state(request), body)
+
+
 @get("/models", sync_to_thread=False)
 def models(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return service.list_models(_state(request))
@@ -62,6 +71,6 @@ def model(request: Request[Any, Any, Any], model: FromPath[str]) -> dict[str, An
 
 OPENAI_ROUTER = Router(
     path="/v1",
-    route_handlers=[chat_completions, completions, embeddings, models, model],
+    route_handlers=[chat_completions, completions, embeddings, rerank, models, model],
     exception_handlers=OPENAI_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
 )
