@@ -12,9 +12,10 @@ from litestar.response import Stream
 from a3s_power.api.errors import OPENAI_EXCEPTION_HANDLERS, decode_body, openai_error_body
 from a3s_power.api.ollama.embeddings import RerankRequest
 from a3s_power.api.ollama.embeddings import rerank as rerank_documents
+from a3s_power.api.openai import responses as responses_api
 from a3s_power.api.openai import service
 from a3s_power.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from a3s_power.api.streaming import sse_respond
+from a3s_power.api.streaming import sse_named_respond, sse_respond
 
 
 def _state(request: Request[Any, Any, Any]) -> Any:
@@ -47,6 +48,15 @@ async def completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream
     return await _respond(request, run, body.stream, service.completion, service.completion_chunks)
 
 
+@post("/responses", status_code=200)
+async def responses(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+    body = decode_body(await request.body(), responses_api.ResponsesRequest)
+    run = responses_api.prepare_response(_state(request), body)
+    if body.stream:
+        return await sse_named_respond(responses_api.response_events(_state(request), run), openai_error_body)
+    return Response(await responses_api.response(_state(request), run))
+
+
 @post("/embeddings", status_code=200)
 async def embeddings(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await service.embeddings(_state(request), decode_body(await request.body(), EmbeddingRequest))
@@ -71,6 +81,6 @@ def model(request: Request[Any, Any, Any], model: FromPath[str]) -> dict[str, An
 
 OPENAI_ROUTER = Router(
     path="/v1",
-    route_handlers=[chat_completions, completions, embeddings, rerank, models, model],
+    route_handlers=[chat_completions, completions, responses, embeddings, rerank, models, model],
     exception_handlers=OPENAI_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
 )

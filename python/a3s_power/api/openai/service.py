@@ -64,14 +64,20 @@ def _options(req: ChatCompletionRequest | CompletionRequest, max_tokens: int | N
     return options
 
 
-def _think(req: ChatCompletionRequest) -> bool | str | None:
-    effort = req.reasoning_effort or (req.reasoning.effort if req.reasoning else None)
+def effort_to_think(effort: str | None) -> bool | str | None:
+    """OpenAI's reasoning effort → Ollama's think value (None: the model's default)."""
     if effort is None:
         return None
     if effort not in _EFFORT:
-        raise InvalidRequest(f"invalid reasoning value: '{effort}' (must be \"none\", \"minimal\", \"low\", "
-                             '"medium", "high", "xhigh", "max" or "ultra")')  # fmt: skip
+        raise InvalidRequest(
+            f'invalid reasoning value: \'{effort}\' (must be "none", "minimal", "low", '
+            '"medium", "high", "xhigh", "max" or "ultra")'
+        )
     return _EFFORT[effort]
+
+
+def _think(req: ChatCompletionRequest) -> bool | str | None:
+    return effort_to_think(req.reasoning_effort or (req.reasoning.effort if req.reasoning else None))
 
 
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -105,7 +111,7 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _tool_choice(
+def tool_choice_for(
     choice: str | dict[str, Any] | None, tools: list[dict[str, Any]] | None
 ) -> tuple[str, list[dict[str, Any]] | None]:
     """OpenAI tool_choice → (llama.cpp's "auto"/"none"/"required", the tools to offer)."""
@@ -115,7 +121,7 @@ def _tool_choice(
         if choice not in ("auto", "none", "required"):
             raise InvalidRequest(f"invalid tool_choice: {choice!r}")
         return choice, tools
-    name = (choice.get("function") or {}).get("name")
+    name = choice.get("name") or (choice.get("function") or {}).get("name")  # Responses / Chat shapes
     chosen = [t for t in tools if (t.get("function") or {}).get("name") == name]
     if not chosen:
         raise InvalidRequest(f"tool_choice names a function that is not in tools: {name!r}")
@@ -185,7 +191,7 @@ def prepare_chat(state: Any, req: ChatCompletionRequest) -> Run:
     think = _think(req)
     check_think(model, think)
     check_logprobs(req.top_logprobs)
-    tool_choice, tools = _tool_choice(req.tool_choice, req.tools)
+    tool_choice, tools = tool_choice_for(req.tool_choice, req.tools)
     if tools and tool_choice != "none":
         require(model, "tools", "tools")
     if model.view.system and not any(m["role"] == "system" for m in messages):

@@ -1,0 +1,429 @@
+"""OpenAI's Responses API (`POST /v1/responses`), stateless: the request carries the whole
+conversation (messages, function calls and their outputs). Output items: `reasoning` (summary
+text), `message` (`output_text`), `function_call`; streaming sends the Responses event sequence
+(`response.created` … `response.completed`) with `sequence_number`s.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import orjson
+
+from a3s_power.api.inference import (
+    Generation,
+    Prompt,
+    ReplyEnd,
+    render_prompt,
+    run_reply,
+    set_request_flags,
+    wants_parsing,
+)
+from a3s_power.api.ollama.scheduling import check_think, prepare, require, resolve
+from a3s_power.api.openai.service import effort_to_think, tool_choice_for
+from a3s_power.chat.reply import ReplyDelta
+from a3s_power.errors import InvalidRequest, Unsupported
+from a3s_power.runtime.loaded import LoadedModel
+
+Event = dict[str, Any]
+
+
+class ResponsesRequest(msgspec.Struct):
+    model: str = ""
+    input: str | list[dict[str, Any]] = ""
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool = True
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    reasoning: dict[str, Any] | None = None
+    text: dict[str, Any] | None = None
+    previous_response_id: str | None = None
+    store: bool | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def _text_parts(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    texts = []
+    for part in content or []:
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            texts.append(str(part.get("text", "")))
+        elif kind in ("input_image", "input_file", "input_audio"):
+            raise Unsupported(f"{kind} inputs are not supported yet")
+        else:
+            raise InvalidRequest(f"input: unsupported content part type {kind!r}")
+    return "\n".join(texts)
+
+
+def _messages(req: ResponsesRequest) -> list[dict[str, Any]]:
+    """Responses input items → the OpenAI-shaped message list llama.cpp's templates take."""
+    out: list[dict[str, Any]] = []
+    if req.instructions:
+        out.append({"role": "system", "content": req.instructions})
+    if isinstance(req.input, str):
+        out.append({"role": "user", "content": req.input})
+        return out
+    for item in req.input:
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = str(item.get("role", "user")).lower()
+            role = "system" if role == "developer" else role
+            out.append({"role": role, "content": _text_parts(item.get("content"))})
+        elif kind == "function_call":
+            call = {
+                "id": item.get("call_id", ""),
+                "type": "function",
+                "function": {"name": item.get("name", ""), "arguments": item.get("arguments", "{}")},
+            }
+            if out and out[-1]["role"] == "assistant" and not out[-1]["content"]:
+                out[-1].setdefault("tool_calls", []).append(call)
+            else:
+                out.append({"role": "assistant", "content": "", "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output", "")
+            out.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": item.get("call_id", ""),
+                    "content": output if isinstance(output, str) else _text_parts(output),
+                }
+            )
+        elif kind == "reasoning":
+            continue  # earlier reasoning is not replayed into the prompt
+        else:
+            raise InvalidRequest(f"input: unsupported item type {kind!r}")
+    if not out:
+        raise InvalidRequest("input is required")
+    return out
+
+
+def _tools(req: ResponsesRequest) -> list[dict[str, Any]] | None:
+    tools = []
+    for tool in req.tools or []:
+        if tool.get("type") != "function":
+            raise InvalidRequest(f"tools: only function tools are supported, not {tool.get('type')!r}")
+        tools.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.get("name", ""),
+                    "description": tool.get("description", ""),
+                    "parameters": tool.get("parameters") or {"type": "object"},
+                },
+            }
+        )
+    return tools or None
+
+
+def _format(req: ResponsesRequest) -> str | dict[str, Any] | None:
+    fmt = (req.text or {}).get("format") or {}
+    kind = fmt.get("type", "text")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return "json"
+    if kind == "json_schema":
+        return fmt.get("schema") if isinstance(fmt.get("schema"), dict) else "json"
+    raise InvalidRequest(f"text.format: unsupported type {kind!r}")
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+@dataclass
+class ResponsesRun:
+    job: Generation
+    request: ResponsesRequest
+    id: str = field(default_factory=lambda: _new_id("resp"))
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+    def envelope(self, status: str, output: list[Event], usage: Event | None, end: ReplyEnd | None) -> Event:
+        req = self.request
+        incomplete = end is not None and end.completion.done_reason == "length"
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": "incomplete" if incomplete and status == "completed" else status,
+            "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "instructions": req.instructions,
+            "max_output_tokens": req.max_output_tokens,
+            "model": req.model,
+            "output": output,
+            "parallel_tool_calls": req.parallel_tool_calls,
+            "temperature": req.temperature if req.temperature is not None else 1.0,
+            "top_p": req.top_p if req.top_p is not None else 1.0,
+            "tool_choice": req.tool_choice or "auto",
+            "tools": req.tools or [],
+            "text": req.text or {"format": {"type": "text"}},
+            "reasoning": req.reasoning or {},
+            "usage": usage,
+            "metadata": req.metadata or {},
+        }
+
+
+def prepare_response(state: Any, req: ResponsesRequest) -> ResponsesRun:
+    if req.previous_response_id:
+        raise InvalidRequest(
+            "previous_response_id is not supported: responses are not stored; send the whole input"
+        )
+    model = resolve(state, req.model)
+    require(model, "completion", "chat")
+    messages = _messages(req)
+    think = effort_to_think((req.reasoning or {}).get("effort"))
+    check_think(model, think)
+    tool_choice, tools = tool_choice_for(req.tool_choice, _tools(req))
+    if tools and tool_choice != "none":
+        require(model, "tools", "tools")
+    options: dict[str, Any] = {
+        "temperature": 1.0 if req.temperature is None else req.temperature,
+        "top_p": 1.0 if req.top_p is None else req.top_p,
+    }
+    if req.max_output_tokens is not None:
+        options["num_predict"] = req.max_output_tokens
+    gen, spec = prepare(state, model, options)
+    set_request_flags(gen, _format(req), False, 0)
+
+    def build(loaded: LoadedModel) -> Prompt:
+        return render_prompt(model, loaded, messages, tools=tools, tool_choice=tool_choice, think=think)
+
+    thinks = "thinking" in model.capabilities
+    force = bool(tools) and tool_choice == "required" and not (thinks and think is not False)
+    job = Generation(model, spec, gen, None, build, wants_parsing(model, think, tools), thinks, force)
+    return ResponsesRun(job, req)
+
+
+def _usage(end: ReplyEnd) -> Event:
+    c = end.completion
+    prompt = c.prompt_eval_count + c.cached_tokens
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": c.cached_tokens},
+        "output_tokens": c.eval_count,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + c.eval_count,
+    }
+
+
+def _reasoning_item(item_id: str, text: str) -> Event:
+    return {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+
+
+def _message_item(item_id: str, text: str, status: str = "completed") -> Event:
+    return {
+        "id": item_id,
+        "type": "message",
+        "role": "assistant",
+        "status": status,
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+
+
+def _call_item(call: dict[str, Any]) -> Event:
+    function = call["function"]
+    return {
+        "id": _new_id("fc"),
+        "type": "function_call",
+        "call_id": call["id"],
+        "name": function["name"],
+        "arguments": orjson.dumps(function["arguments"]).decode(),
+        "status": "completed",
+    }
+
+
+async def response(state: Any, run: ResponsesRun) -> Event:
+    whole = ReplyDelta()
+    end: ReplyEnd | None = None
+    async for item in run_reply(state, run.job):
+        whole.add(item.delta)
+        if isinstance(item, ReplyEnd):
+            end = item
+    assert end is not None
+    output: list[Event] = []
+    if whole.thinking:
+        output.append(_reasoning_item(_new_id("rs"), whole.thinking))
+    if whole.content or not whole.tool_calls:
+        output.append(_message_item(_new_id("msg"), whole.content))
+    output += [_call_item(call) for call in whole.tool_calls]
+    return run.envelope("completed", output, _usage(end), end)
+
+
+class ItemStream:
+    """Reply deltas → Responses streaming events; one output item per kind of output, in order."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.output: list[Event] = []
+        self.kind = ""
+        self.text = ""
+
+    def event(self, kind: str, **fields: Any) -> tuple[str, Event]:
+        self.seq += 1
+        return kind, {"type": kind, "sequence_number": self.seq, **fields}
+
+    def _open(self, kind: str) -> list[tuple[str, Event]]:
+        events = self._close()
+        self.kind, self.text = kind, ""
+        index = len(self.output)
+        if kind == "reasoning":
+            item = _reasoning_item(_new_id("rs"), "")
+            item["summary"] = []
+            self.output.append(item)
+            return [
+                *events,
+                self.event("response.output_item.added", output_index=index, item=item),
+                self.event(
+                    "response.reasoning_summary_part.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part={"type": "summary_text", "text": ""},
+                ),
+            ]
+        item = _message_item(_new_id("msg"), "", status="in_progress")
+        item["content"] = []
+        self.output.append(item)
+        return [
+            *events,
+            self.event("response.output_item.added", output_index=index, item=item),
+            self.event(
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part={"type": "output_text", "text": "", "annotations": []},
+            ),
+        ]
+
+    def _close(self) -> list[tuple[str, Event]]:
+        if not self.kind:
+            return []
+        index = len(self.output) - 1
+        item = self.output[index]
+        kind, self.kind = self.kind, ""
+        if kind == "reasoning":
+            item["summary"] = [{"type": "summary_text", "text": self.text}]
+            part: Event = {"type": "summary_text", "text": self.text}
+            return [
+                self.event(
+                    "response.reasoning_summary_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    text=self.text,
+                ),
+                self.event(
+                    "response.reasoning_summary_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part=part,
+                ),
+                self.event("response.output_item.done", output_index=index, item=item),
+            ]
+        part = {"type": "output_text", "text": self.text, "annotations": []}
+        item["content"], item["status"] = [part], "completed"
+        return [
+            self.event(
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=self.text,
+            ),
+            self.event(
+                "response.content_part.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=part,
+            ),
+            self.event("response.output_item.done", output_index=index, item=item),
+        ]
+
+    def feed(self, delta: ReplyDelta) -> list[tuple[str, Event]]:
+        events: list[tuple[str, Event]] = []
+        for kind, text in (("reasoning", delta.thinking), ("message", delta.content)):
+            if not text:
+                continue
+            if self.kind != kind:
+                events += self._open(kind)
+            self.text += text
+            item_id, index = self.output[-1]["id"], len(self.output) - 1
+            if kind == "reasoning":
+                events.append(
+                    self.event(
+                        "response.reasoning_summary_text.delta",
+                        item_id=item_id,
+                        output_index=index,
+                        summary_index=0,
+                        delta=text,
+                    )
+                )
+            else:
+                events.append(
+                    self.event(
+                        "response.output_text.delta",
+                        item_id=item_id,
+                        output_index=index,
+                        content_index=0,
+                        delta=text,
+                    )
+                )
+        for call in delta.tool_calls:
+            events += self._close()
+            item = _call_item(call)
+            index = len(self.output)
+            self.output.append(item)
+            events += [
+                self.event("response.output_item.added", output_index=index, item={**item, "arguments": ""}),
+                self.event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=item["arguments"],
+                ),
+                self.event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    arguments=item["arguments"],
+                ),
+                self.event("response.output_item.done", output_index=index, item=item),
+            ]
+        return events
+
+    def finish(self) -> list[tuple[str, Event]]:
+        events = [] if self.output else self._open("message")
+        return events + self._close()
+
+
+async def response_events(state: Any, run: ResponsesRun) -> AsyncIterator[tuple[str, Event]]:
+    items = ItemStream()
+    started = run.envelope("in_progress", [], None, None)
+    yield items.event("response.created", response=started)
+    yield items.event("response.in_progress", response=started)
+    async for item in run_reply(state, run.job):
+        for event in items.feed(item.delta):
+            yield event
+        if isinstance(item, ReplyEnd):
+            for event in items.finish():
+                yield event
+            # always `response.completed` (the SDK's stream helper waits for it); a reply cut by
+            # max_output_tokens says so in the response's status and incomplete_details
+            yield items.event(
+                "response.completed", response=run.envelope("completed", items.output, _usage(item), item)
+            )
