@@ -215,3 +215,15 @@ async def run_reply(state: Any, job: Generation) -> AsyncIterator[ReplyPiece | R
                 yield ReplyEnd(delta, item, load_duration, calls + len(delta.tool_calls))
     finally:
         state.scheduler.release(runner, job.keep_alive)
+
+
+async def collect_reply(state: Any, job: Generation) -> tuple[ReplyDelta, ReplyEnd]:
+    """Run `job` to the end: the whole reply (content, thinking, tool calls) and how it ended."""
+    whole = ReplyDelta()
+    end: ReplyEnd | None = None
+    async for item in run_reply(state, job):
+        whole.add(item.delta)
+        if isinstance(item, ReplyEnd):
+            end = item
+    assert end is not None, "the engine always ends a request with a completion"
+    return whole, end

@@ -15,7 +15,15 @@ from typing import Any
 import orjson
 
 from a3s_power.api.anthropic.protocol import MessagesRequest
-from a3s_power.api.inference import Generation, Prompt, ReplyEnd, render_prompt, run_reply, wants_parsing
+from a3s_power.api.inference import (
+    Generation,
+    Prompt,
+    ReplyEnd,
+    collect_reply,
+    render_prompt,
+    run_reply,
+    wants_parsing,
+)
 from a3s_power.api.ollama.scheduling import prepare, require, resolve
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
@@ -197,13 +205,7 @@ def _tool_use_block(call: dict[str, Any]) -> Event:
 
 
 async def message(state: Any, run: MessagesRun) -> Event:
-    whole = ReplyDelta()
-    end: ReplyEnd | None = None
-    async for item in run_reply(state, run.job):
-        whole.add(item.delta)
-        if isinstance(item, ReplyEnd):
-            end = item
-    assert end is not None
+    whole, end = await collect_reply(state, run.job)
     content: list[Event] = []
     if whole.thinking:
         content.append({"type": "thinking", "thinking": whole.thinking, "signature": ""})

@@ -19,6 +19,7 @@ from a3s_power.api.inference import (
     Generation,
     Prompt,
     ReplyEnd,
+    collect_reply,
     render_prompt,
     run_reply,
     set_request_flags,
@@ -245,13 +246,7 @@ def _call_item(call: dict[str, Any]) -> Event:
 
 
 async def response(state: Any, run: ResponsesRun) -> Event:
-    whole = ReplyDelta()
-    end: ReplyEnd | None = None
-    async for item in run_reply(state, run.job):
-        whole.add(item.delta)
-        if isinstance(item, ReplyEnd):
-            end = item
-    assert end is not None
+    whole, end = await collect_reply(state, run.job)
     output: list[Event] = []
     if whole.thinking:
         output.append(_reasoning_item(_new_id("rs"), whole.thinking))
