@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,18 @@ def _flag(env: Mapping[str, str], key: str) -> bool:
     return bool(raw) and raw not in ("0", "false", "f", "no")
 
 
+KV_CACHE_TYPES = ("f16", "f32", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
+
+
+def _kv_cache_type(env: Mapping[str, str]) -> str:
+    """OLLAMA_KV_CACHE_TYPE; an unknown type falls back to f16 with a warning (as Ollama)."""
+    value = _clean(env.get("OLLAMA_KV_CACHE_TYPE")).lower()
+    if value and value not in KV_CACHE_TYPES:
+        logging.getLogger(__name__).warning("invalid OLLAMA_KV_CACHE_TYPE %r; using f16", value)
+        return "f16"
+    return value or "f16"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = DEFAULT_HOST
@@ -74,6 +87,8 @@ class Settings:
     origins: tuple[str, ...] = ()
     debug: bool = False
     api_keys: tuple[str, ...] = ()  # A3S_POWER_API_KEYS (comma-separated); empty = no auth
+    flash_attention: bool | None = None  # OLLAMA_FLASH_ATTENTION; None = llama.cpp's auto
+    kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,5 +117,9 @@ class Settings:
             noprune=_flag(env, "OLLAMA_NOPRUNE"),
             origins=origins,
             debug=_flag(env, "OLLAMA_DEBUG"),
+            flash_attention=_flag(env, "OLLAMA_FLASH_ATTENTION")
+            if _clean(env.get("OLLAMA_FLASH_ATTENTION"))
+            else None,
+            kv_cache_type=_kv_cache_type(env),
             api_keys=tuple(k.strip() for k in _clean(env.get("A3S_POWER_API_KEYS")).split(",") if k.strip()),
         )

@@ -75,6 +75,8 @@ def test_settings_from_env(tmp_path: Path) -> None:
         "OLLAMA_NOPRUNE": "1",
         "OLLAMA_ORIGINS": "http://a.example, http://b.example",
         "A3S_POWER_API_KEYS": " k1, ,k2 ",
+        "OLLAMA_FLASH_ATTENTION": "1",
+        "OLLAMA_KV_CACHE_TYPE": "Q8_0",
     }
     s = Settings.from_env(env)
     assert (s.host, s.port, s.models_root) == ("0.0.0.0", 1234, tmp_path)
@@ -82,6 +84,10 @@ def test_settings_from_env(tmp_path: Path) -> None:
     assert (s.num_parallel, s.max_loaded_models, s.max_queue, s.context_length) == (3, 2, 7, 8192)
     assert s.noprune and s.origins == ("http://a.example", "http://b.example")
     assert s.api_keys == ("k1", "k2")
+    assert s.flash_attention is True and s.kv_cache_type == "q8_0"
+    plain = Settings.from_env({"HOME": str(tmp_path), "OLLAMA_KV_CACHE_TYPE": "q9"})
+    assert plain.flash_attention is None and plain.kv_cache_type == "f16"
+    assert Settings.from_env({"HOME": str(tmp_path), "OLLAMA_FLASH_ATTENTION": "0"}).flash_attention is False
     assert Settings.from_env({"OLLAMA_KEEP_ALIVE": "30", "HOME": str(tmp_path)}).keep_alive == 30
     assert Settings.from_env({"OLLAMA_KEEP_ALIVE": "bogus", "HOME": str(tmp_path)}).keep_alive == 300
 

@@ -74,6 +74,8 @@ def load_model(
     max_queue: int = 512,
     pooling: str = "",
     batch_invariant: bool = False,
+    flash_attention: bool | None = None,
+    kv_cache_type: str = "f16",
 ) -> LoadedModel:
     """Load a GGUF file and start its engine. Raises ModelLoadError with a readable reason.
 
@@ -81,7 +83,12 @@ def load_model(
     CPU weight layouts: ~20 % less multi-stream throughput, but a request's output no longer
     depends on what it is batched with (bit-identical to running it alone when its prompt is
     evaluated in the same chunks).
+
+    `flash_attention` None lets llama.cpp decide (auto); `kv_cache_type` is f16, q8_0, q4_0, …
+    (Ollama's OLLAMA_KV_CACHE_TYPE; quantized V caches need flash attention).
     """
+    if kv_cache_type not in ("", "f16", "f32", "bf16") and flash_attention is False:
+        raise ModelLoadError(f"a quantized KV cache ({kv_cache_type}) needs flash attention")
     started = time.perf_counter_ns()
     mp = _native.ModelParams()
     mp.cpu_repack = not batch_invariant
@@ -103,6 +110,8 @@ def load_model(
     ep.embeddings = embedding
     ep.max_queue = max_queue
     ep.kv_unified = not batch_invariant
+    ep.flash_attn = -1 if flash_attention is None else int(flash_attention)
+    ep.cache_type_k = ep.cache_type_v = kv_cache_type or "f16"
     if pooling:
         if pooling not in _POOLING:
             raise InvalidRequest(f"unknown pooling {pooling!r}; expected one of {sorted(_POOLING)}")

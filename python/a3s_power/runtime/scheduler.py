@@ -39,6 +39,8 @@ class LoadSpec:
     use_mmap: bool = True
     embedding: bool = False
     lora_paths: tuple[str, ...] = ()
+    flash_attention: bool | None = None
+    kv_cache_type: str = "f16"
 
 
 @dataclass(eq=False)
@@ -73,6 +75,8 @@ def _load(spec: LoadSpec) -> LoadedModel:
         use_mmap=spec.use_mmap,
         embedding=spec.embedding,
         lora_paths=list(spec.lora_paths),
+        flash_attention=spec.flash_attention,
+        kv_cache_type=spec.kv_cache_type,
         max_queue=1 << 20,  # the scheduler's queue is the one that answers 503
     )
 

@@ -97,6 +97,8 @@ def prepare(
         use_mmap=runner.use_mmap,
         embedding=embedding,
         lora_paths=tuple(str(p) for p in model.view.adapter_paths),
+        flash_attention=settings.flash_attention,
+        kv_cache_type=settings.kv_cache_type,
     )
     return gen, spec
 
