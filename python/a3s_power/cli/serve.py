@@ -13,7 +13,8 @@ from a3s_power.cli.app import app
 def serve(*, host: str | None = None, port: int | None = None, verbose: bool = False) -> None:
     """Start the server. Settings come from the environment (OLLAMA_HOST, OLLAMA_MODELS,
     OLLAMA_KEEP_ALIVE, OLLAMA_NUM_PARALLEL, OLLAMA_MAX_LOADED_MODELS, OLLAMA_MAX_QUEUE,
-    OLLAMA_CONTEXT_LENGTH, OLLAMA_ORIGINS, OLLAMA_NOPRUNE, OLLAMA_DEBUG).
+    OLLAMA_CONTEXT_LENGTH, OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE, OLLAMA_ORIGINS,
+    OLLAMA_NOPRUNE, OLLAMA_DEBUG; A3S_POWER_API_KEYS, A3S_POWER_NUM_THREAD).
 
     Parameters
     ----------
