@@ -15,3 +15,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Iter
     add_gguf_model(live.store, "smollm2:135m", smollm2_path, {"stop": ["<|im_end|>"]})
     yield live
     live.stop()
+
+
+@pytest.fixture(scope="module")
+def tools_model(server: LiveServer, smollm2_path: Path) -> str:
+    """`smol-think`: SmolLM2 with a Jinja TEMPLATE layer that has tools and `<think>` reasoning
+    (tests/fixtures/templates.py), so thinking and tool-call paths run on a real model."""
+    from fixtures.templates import TOOLS_THINK_TEMPLATE
+
+    add_gguf_model(
+        server.store, "smol-think", smollm2_path, {"stop": ["<|im_end|>"]}, template=TOOLS_THINK_TEMPLATE
+    )
+    return "smol-think"

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from live_server import LiveServer, add_gguf_model
+from live_server import LiveServer
 
 anthropic = pytest.importorskip("anthropic")
 pytestmark = pytest.mark.timeout(180)
@@ -22,16 +21,6 @@ WEATHER = {
 @pytest.fixture(scope="module")
 def client(server: LiveServer) -> Any:
     return anthropic.Anthropic(base_url=server.url, api_key="unused", timeout=120, max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def tool_model(server: LiveServer, smollm2_path: Path) -> str:
-    from fixtures.templates import TOOLS_THINK_TEMPLATE
-
-    add_gguf_model(
-        server.store, "smol-tools-anth", smollm2_path, {"stop": ["<|im_end|>"]}, template=TOOLS_THINK_TEMPLATE
-    )
-    return "smol-tools-anth"
 
 
 def test_message_matches_the_native_chat(server: LiveServer, client: Any) -> None:
@@ -81,9 +70,9 @@ def test_streamed_events_and_text(client: Any) -> None:
     assert final.content[0].text == whole.content[0].text
 
 
-def test_forced_tool_use_round_trip(client: Any, tool_model: str) -> None:
+def test_forced_tool_use_round_trip(client: Any, tools_model: str) -> None:
     reply = client.messages.create(
-        model=tool_model,
+        model=tools_model,
         max_tokens=64,
         extra_body={"temperature": 0},
         tools=[WEATHER],
@@ -97,7 +86,7 @@ def test_forced_tool_use_round_trip(client: Any, tool_model: str) -> None:
 
     # the result goes back as a tool_result block; the model answers in text
     follow = client.messages.create(
-        model=tool_model,
+        model=tools_model,
         max_tokens=16,
         extra_body={"temperature": 0},
         tools=[WEATHER],
@@ -117,9 +106,9 @@ def test_forced_tool_use_round_trip(client: Any, tool_model: str) -> None:
     assert follow.content and follow.usage.input_tokens > reply.usage.input_tokens
 
 
-def test_streamed_tool_use_is_an_input_json_delta(client: Any, tool_model: str) -> None:
+def test_streamed_tool_use_is_an_input_json_delta(client: Any, tools_model: str) -> None:
     with client.messages.stream(
-        model=tool_model,
+        model=tools_model,
         max_tokens=64,
         extra_body={"temperature": 0},
         tools=[WEATHER],
@@ -135,9 +124,9 @@ def test_streamed_tool_use_is_an_input_json_delta(client: Any, tool_model: str) 
     assert use.name == "get_weather" and "city" in use.input and final.stop_reason == "tool_use"
 
 
-def test_thinking_blocks(client: Any, tool_model: str) -> None:
+def test_thinking_blocks(client: Any, tools_model: str) -> None:
     reply = client.messages.create(
-        model=tool_model,
+        model=tools_model,
         max_tokens=16,
         extra_body={"temperature": 0},
         thinking={"type": "enabled", "budget_tokens": 1024},

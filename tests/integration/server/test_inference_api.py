@@ -12,7 +12,7 @@ import numpy as np
 import ollama
 import orjson
 import pytest
-from live_server import LiveServer, add_gguf_model
+from live_server import LiveServer
 
 from a3s_power.runtime import Completion, GenerationOptions, generate_sync, load_model
 
@@ -244,45 +244,34 @@ def test_client_disconnect_cancels_generation(server: LiveServer) -> None:
         pytest.fail("the request kept running after the client went away")
 
 
-@pytest.fixture(scope="module")
-def thinking_model(server: LiveServer, smollm2_path: Path) -> str:
-    """SmolLM2 with a Jinja TEMPLATE layer that has tools and `<think>` reasoning."""
-    from fixtures.templates import TOOLS_THINK_TEMPLATE
-
-    add_gguf_model(
-        server.store, "smol-think", smollm2_path, {"stop": ["<|im_end|>"]}, template=TOOLS_THINK_TEMPLATE
-    )
-    return "smol-think"
-
-
-def test_jinja_template_layer_gives_thinking_and_tools(server: LiveServer, thinking_model: str) -> None:
+def test_jinja_template_layer_gives_thinking_and_tools(server: LiveServer, tools_model: str) -> None:
     client = _client(server)
-    assert {"tools", "thinking"} <= set(client.show(thinking_model).capabilities or [])
+    assert {"tools", "thinking"} <= set(client.show(tools_model).capabilities or [])
     messages = [{"role": "user", "content": "Why is the sky blue?"}]
-    chunks = list(client.chat(model=thinking_model, messages=messages, think=True, stream=True,
+    chunks = list(client.chat(model=tools_model, messages=messages, think=True, stream=True,
                               options={"temperature": 0, "num_predict": 24}))  # fmt: skip
     thinking = "".join(c.message.thinking or "" for c in chunks)
     content = "".join(c.message.content for c in chunks)
     # the generation prompt opened <think>: the reply is reasoning until the model closes it
     assert thinking.strip() and "<think>" not in thinking + content
-    whole = client.chat(model=thinking_model, messages=messages, think=True,
+    whole = client.chat(model=tools_model, messages=messages, think=True,
                         options={"temperature": 0, "num_predict": 24})  # fmt: skip
     assert whole.message.thinking == thinking and whole.message.content == content
 
-    plain = client.chat(model=thinking_model, messages=messages, think=False,
+    plain = client.chat(model=tools_model, messages=messages, think=False,
                         options={"temperature": 0, "num_predict": 24})  # fmt: skip
     assert plain.message.content and not plain.message.thinking
 
-    generated = client.generate(model=thinking_model, prompt="Why is the sky blue?", think=True,
+    generated = client.generate(model=tools_model, prompt="Why is the sky blue?", think=True,
                                 options={"temperature": 0, "num_predict": 24})  # fmt: skip
     assert generated.thinking and generated.thinking.strip() == thinking.strip()
 
 
-def test_tools_need_a_tools_template(server: LiveServer, thinking_model: str) -> None:
+def test_tools_need_a_tools_template(server: LiveServer, tools_model: str) -> None:
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "tools": tools, "stream": False}
     refused = httpx.post(server.url + "/api/chat", json=body, timeout=60)
     assert (refused.status_code, refused.json()) == (400, {"error": f'"{MODEL}" does not support tools'})
-    accepted = httpx.post(server.url + "/api/chat", json={**body, "model": thinking_model,
+    accepted = httpx.post(server.url + "/api/chat", json={**body, "model": tools_model,
                           "think": False, "options": {"num_predict": 8}}, timeout=60)  # fmt: skip
     assert accepted.status_code == 200 and accepted.json()["done"] is True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +10,7 @@ import numpy as np
 import openai
 import orjson
 import pytest
-from live_server import LiveServer, add_gguf_model
+from live_server import LiveServer
 
 pytestmark = pytest.mark.timeout(180)
 MODEL = "smollm2:135m"
@@ -188,22 +187,15 @@ def test_openai_error_envelope(
         assert error["message"] == message
 
 
-def test_reasoning_and_tool_choice_on_a_thinking_model(
-    server: LiveServer, client: openai.OpenAI, smollm2_path: Path
-) -> None:
-    from fixtures.templates import TOOLS_THINK_TEMPLATE
-
-    add_gguf_model(
-        server.store, "smol-think-oai", smollm2_path, {"stop": ["<|im_end|>"]}, template=TOOLS_THINK_TEMPLATE
-    )
+def test_reasoning_and_tool_choice_on_a_thinking_model(client: openai.OpenAI, tools_model: str) -> None:
     messages: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
     reply = client.chat.completions.create(
-        model="smol-think-oai", messages=messages, temperature=0, max_tokens=16, reasoning_effort="low"
+        model=tools_model, messages=messages, temperature=0, max_tokens=16, reasoning_effort="low"
     )
     message = reply.model_dump()["choices"][0]["message"]
     assert message["reasoning"] and "<think>" not in message["reasoning"] + (message["content"] or "")
     no_think = client.chat.completions.create(
-        model="smol-think-oai", messages=messages, temperature=0, max_tokens=16, reasoning_effort="none"
+        model=tools_model, messages=messages, temperature=0, max_tokens=16, reasoning_effort="none"
     )
     assert (
         "reasoning" not in no_think.model_dump()["choices"][0]["message"]
@@ -225,7 +217,7 @@ def test_reasoning_and_tool_choice_on_a_thinking_model(
         }
     ]
     forced = client.chat.completions.create(
-        model="smol-think-oai",
+        model=tools_model,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
         tools=tools,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},

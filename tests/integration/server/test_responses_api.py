@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import orjson
 import pytest
-from live_server import LiveServer, add_gguf_model
+from live_server import LiveServer
 
 pytestmark = pytest.mark.timeout(180)
 MODEL = "smollm2:135m"
@@ -24,16 +23,6 @@ WEATHER = {
 @pytest.fixture(scope="module")
 def client(server: LiveServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", timeout=120, max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def tool_model(server: LiveServer, smollm2_path: Path) -> str:
-    from fixtures.templates import TOOLS_THINK_TEMPLATE
-
-    add_gguf_model(
-        server.store, "smol-tools-resp", smollm2_path, {"stop": ["<|im_end|>"]}, template=TOOLS_THINK_TEMPLATE
-    )
-    return "smol-tools-resp"
 
 
 def test_text_response_matches_chat_completions(client: openai.OpenAI) -> None:
@@ -71,9 +60,9 @@ def test_streamed_events(client: openai.OpenAI) -> None:
     assert final.output_text == whole.output_text
 
 
-def test_function_call_round_trip(client: openai.OpenAI, tool_model: str) -> None:
+def test_function_call_round_trip(client: openai.OpenAI, tools_model: str) -> None:
     first = client.responses.create(
-        model=tool_model,
+        model=tools_model,
         input="What's the weather in Paris?",
         tools=[WEATHER],  # type: ignore[list-item]
         tool_choice={"type": "function", "name": "get_weather"},
@@ -95,7 +84,7 @@ def test_function_call_round_trip(client: openai.OpenAI, tool_model: str) -> Non
         {"type": "function_call_output", "call_id": calls[0].call_id, "output": "Sunny, 21 C"},
     ]
     second = client.responses.create(
-        model=tool_model,
+        model=tools_model,
         input=follow,
         tools=[WEATHER],
         reasoning={"effort": "none"},  # type: ignore[list-item]
@@ -105,9 +94,9 @@ def test_function_call_round_trip(client: openai.OpenAI, tool_model: str) -> Non
     assert second.usage and first.usage and second.usage.input_tokens > first.usage.input_tokens
 
 
-def test_reasoning_item_and_errors(server: LiveServer, client: openai.OpenAI, tool_model: str) -> None:
+def test_reasoning_item_and_errors(server: LiveServer, client: openai.OpenAI, tools_model: str) -> None:
     reply = client.responses.create(
-        model=tool_model,
+        model=tools_model,
         input="Why is the sky blue?",
         reasoning={"effort": "low"},
         temperature=0,
