@@ -204,7 +204,7 @@ async def run_reply(state: Any, job: Generation) -> AsyncIterator[ReplyPiece | R
                 delta = parser.finish() if parser else ReplyDelta()
                 state.metrics.observe_generation(
                     job.model.key,
-                    prompt=item.prompt_eval_count + item.cached_tokens,
+                    prompt=item.prompt_tokens,
                     cached=item.cached_tokens,
                     generated=item.eval_count,
                     reason=item.done_reason,

@@ -120,6 +120,12 @@ class Completion:
     context: list[int]
     raw: dict[str, Any]
 
+    @property
+    def prompt_tokens(self) -> int:
+        """Every prompt token, evaluated or reused from the KV cache (what Ollama's prompt_eval_count
+        and the OpenAI / Anthropic usage fields report)."""
+        return self.prompt_eval_count + self.cached_tokens
+
     @classmethod
     def from_native(cls, d: dict[str, Any]) -> Completion:
         return cls(

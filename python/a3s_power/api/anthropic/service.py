@@ -189,7 +189,7 @@ def _stop_reason(end: ReplyEnd) -> str:
 
 def _usage(end: ReplyEnd) -> Event:
     return {
-        "input_tokens": end.completion.prompt_eval_count + end.completion.cached_tokens,
+        "input_tokens": end.completion.prompt_tokens,
         "output_tokens": end.completion.eval_count,
     }
 

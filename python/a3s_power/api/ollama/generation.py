@@ -49,7 +49,7 @@ def _metrics(final: Completion, started: int, load_duration: int) -> dict[str, A
         "total_duration": time.perf_counter_ns() - started,
         "load_duration": load_duration,
         # Ollama (llama-server's cache_n + prompt_n): every prompt token, reused ones included
-        "prompt_eval_count": final.prompt_eval_count + final.cached_tokens,
+        "prompt_eval_count": final.prompt_tokens,
         "prompt_eval_duration": final.prompt_eval_duration,
         "eval_count": final.eval_count,
         "eval_duration": final.eval_duration,

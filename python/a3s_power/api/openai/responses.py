@@ -209,7 +209,7 @@ def prepare_response(state: Any, req: ResponsesRequest) -> ResponsesRun:
 
 def _usage(end: ReplyEnd) -> Event:
     c = end.completion
-    prompt = c.prompt_eval_count + c.cached_tokens
+    prompt = c.prompt_tokens
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": c.cached_tokens},

@@ -156,7 +156,7 @@ def _openai_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _usage(end: ReplyEnd) -> Event:
-    prompt = end.completion.prompt_eval_count + end.completion.cached_tokens
+    prompt = end.completion.prompt_tokens
     return {"prompt_tokens": prompt, "completion_tokens": end.completion.eval_count,
             "total_tokens": prompt + end.completion.eval_count}  # fmt: skip
 
