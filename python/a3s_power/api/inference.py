@@ -16,7 +16,7 @@ import orjson
 from a3s_power import _native
 from a3s_power.api.ollama.scheduling import ResolvedModel, acquire
 from a3s_power.chat.reply import ReplyDelta, ReplyParser
-from a3s_power.errors import InvalidRequest, PowerError
+from a3s_power.errors import InvalidRequest
 from a3s_power.runtime.generation import Chunk, Completion, GenerationOptions, generate
 from a3s_power.runtime.grammar import grammar_for_format
 from a3s_power.runtime.loaded import LoadedModel
@@ -30,20 +30,6 @@ def merged_stops(gen: GenerationOptions, extra: Iterable[str] = ()) -> list[str]
         if stop and stop not in seen:
             seen.append(stop)
     return seen
-
-
-async def _engine_stream(
-    loaded: LoadedModel,
-    tokens: list[int],
-    gen: GenerationOptions,
-) -> AsyncIterator[Chunk | Completion]:
-    try:
-        async for item in generate(loaded, tokens, gen):
-            yield item
-    except PowerError as exc:
-        if "context length" in str(exc) or "prompt is longer" in str(exc):
-            raise InvalidRequest(str(exc)) from exc
-        raise
 
 
 @dataclass
@@ -193,7 +179,7 @@ async def run_reply(state: Any, job: Generation) -> AsyncIterator[ReplyPiece | R
             apply_tool_grammar(job.gen, prompt.render, force_call=job.force_tool_call)
             parser = ReplyParser(prompt.render, parse_reasoning=job.parse_reasoning)
         calls = 0
-        async for item in _engine_stream(runner.loaded, prompt.tokens, job.gen):
+        async for item in generate(runner.loaded, prompt.tokens, job.gen):
             if isinstance(item, Chunk):
                 if first_token is None and item.tokens:
                     first_token = time.perf_counter() - started

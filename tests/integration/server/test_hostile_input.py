@@ -34,6 +34,11 @@ def _gen(**options: Any) -> dict[str, Any]:
         ("/api/generate", _gen(top_p=-5, min_p=7, typical_p=-1, repeat_penalty=-2, num_keep=-100), 200, None),
         ("/api/chat", {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False,
                        "format": {"type": "nonsense"}}, 400, None),
+        ("/api/generate", {**_gen(), "prompt": "word " * 20_000, "truncate": False}, 400,
+         "the prompt is longer than the context length currently available to the model; shorten the prompt, "
+         "adjust the context length in settings, or use a model with a longer context length"),
+        ("/api/embed", {"model": MODEL, "input": "word " * 20_000, "truncate": False}, 400,
+         "the input length exceeds the context length"),
         ("/api/chat", {"model": MODEL, "messages": [{"role": "user", "content": "hi", "images": ["aGk="]}]},
          400, f'"{MODEL}" does not support vision'),
         ("/api/generate", {**_gen(), "images": ["aGk="]}, 400, f'"{MODEL}" does not support vision'),

@@ -40,11 +40,10 @@ async def embed_texts(
             vectors, counts = await asyncio.to_thread(
                 runner.loaded.embed, texts, normalize=normalize, truncate=truncate
             )
-        except (RuntimeError, ValueError) as exc:
-            message = str(exc)
-            if "context" in message or "too long" in message or "exceeds" in message:
-                raise InvalidRequest("the input length exceeds the context length") from exc
-            raise PowerError(message) from exc
+        except ValueError as exc:  # the engine refused the input (e.g. longer than the context)
+            raise InvalidRequest(str(exc)) from exc
+        except RuntimeError as exc:
+            raise PowerError(str(exc)) from exc
     finally:
         state.scheduler.release(runner, keep_alive)
     return np.asarray(vectors, dtype=np.float32), list(counts), load_duration
