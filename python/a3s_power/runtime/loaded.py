@@ -46,11 +46,17 @@ class LoadedModel:
 
     def rerank(self, query: str, documents: list[str], *, truncate: bool = True) -> list[float]:
         """Relevance score of each document for `query` (needs a model with a rank head)."""
+        return self.rerank_counted(query, documents, truncate=truncate)[0]
+
+    def rerank_counted(
+        self, query: str, documents: list[str], *, truncate: bool = True
+    ) -> tuple[list[float], list[int]]:
+        """`rerank`'s scores and the token count of each (query, document) input."""
         if self.engine.stats()["pooling"] != 4:
             raise InvalidRequest("this model does not support reranking (load it with pooling='rank')")
         inputs = [self.model.rerank_input(query, doc) for doc in documents]
-        scores, _ = self.engine.embed(inputs, False, truncate)
-        return [float(row[0]) for row in scores]
+        scores, counts = self.engine.embed(inputs, False, truncate)
+        return [float(row[0]) for row in scores], list(counts)
 
     def close(self) -> None:
         self.engine.shutdown("model unloaded")

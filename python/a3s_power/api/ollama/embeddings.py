@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -19,8 +20,33 @@ from a3s_power.api.ollama.scheduling import (
     resolve,
 )
 from a3s_power.errors import InvalidRequest, PowerError
+from a3s_power.runtime.loaded import LoadedModel
 
 Event = dict[str, Any]
+
+
+T = TypeVar("T")
+
+
+async def on_embedding_engine(
+    state: Any,
+    model: ResolvedModel,
+    options: dict[str, Any] | None,
+    keep_alive: float | None,
+    work: Callable[[LoadedModel], T],
+) -> tuple[T, int]:
+    """Run `work` (blocking) on the model loaded for embeddings, in a worker thread; also returns
+    the ns spent loading it. The engine's refusals (ValueError) are 400s, its failures 500s."""
+    _, spec = prepare(state, model, options, embedding=True)
+    runner, load_duration = await acquire(state, model, spec)
+    try:
+        return await asyncio.to_thread(work, runner.loaded), load_duration
+    except ValueError as exc:  # the engine refused the input (e.g. longer than the context)
+        raise InvalidRequest(str(exc)) from exc
+    except RuntimeError as exc:
+        raise PowerError(str(exc)) from exc
+    finally:
+        state.scheduler.release(runner, keep_alive)
 
 
 async def embed_texts(
@@ -33,19 +59,13 @@ async def embed_texts(
     truncate: bool,
     keep_alive: float | None,
 ) -> tuple[np.ndarray, list[int], int]:
-    _, spec = prepare(state, model, options, embedding=True)
-    runner, load_duration = await acquire(state, model, spec)
-    try:
-        try:
-            vectors, counts = await asyncio.to_thread(
-                runner.loaded.embed, texts, normalize=normalize, truncate=truncate
-            )
-        except ValueError as exc:  # the engine refused the input (e.g. longer than the context)
-            raise InvalidRequest(str(exc)) from exc
-        except RuntimeError as exc:
-            raise PowerError(str(exc)) from exc
-    finally:
-        state.scheduler.release(runner, keep_alive)
+    (vectors, counts), load_duration = await on_embedding_engine(
+        state,
+        model,
+        options,
+        keep_alive,
+        lambda loaded: loaded.embed(texts, normalize=normalize, truncate=truncate),
+    )
     return np.asarray(vectors, dtype=np.float32), list(counts), load_duration
 
 
@@ -132,16 +152,10 @@ async def rerank(state: Any, req: RerankRequest) -> Event:
             "results": [],
             "usage": {"prompt_tokens": 0, "total_tokens": 0},
         }
-    _, spec = prepare(state, model, None, embedding=True)
-    runner, _ = await acquire(state, model, spec)
-    try:
-        try:
-            scores = await asyncio.to_thread(runner.loaded.rerank, req.query, texts)
-        except (RuntimeError, ValueError) as exc:
-            raise InvalidRequest(str(exc)) from exc
-        tokens = sum(len(runner.loaded.model.rerank_input(req.query, t)) for t in texts)
-    finally:
-        state.scheduler.release(runner)
+    (scores, counts), _ = await on_embedding_engine(
+        state, model, None, None, lambda loaded: loaded.rerank_counted(req.query, texts)
+    )
+    tokens = sum(counts)
     order = sorted(range(len(texts)), key=lambda i: scores[i], reverse=True)[: req.top_n or None]
     results = []
     for index in order:
