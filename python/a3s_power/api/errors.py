@@ -26,6 +26,18 @@ def power_error_response(_: Request, exc: Exception) -> Response:
     return Response(ollama_error_body(str(exc)), status_code=status)
 
 
+def http_error_message(exc: Exception) -> str:
+    """The text of one of Litestar's errors: a validation failure's field messages, else its detail
+    ("" for errors that are not Litestar's)."""
+    if not isinstance(exc, HTTPException):
+        return ""
+    if isinstance(exc, ValidationException) and exc.extra:
+        fields = "; ".join(str(e.get("message", e)) for e in exc.extra if isinstance(e, dict))
+        if fields:
+            return fields
+    return str(getattr(exc, "detail", "") or "")
+
+
 def http_error_response(request: Request, exc: Exception) -> Response:
     """Litestar's own errors: unknown path → Ollama's text 404, wrong method → text 405."""
     if isinstance(exc, NotFoundException):
@@ -33,10 +45,7 @@ def http_error_response(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
     if status == 405:
         return Response("405 method not allowed", status_code=405, media_type="text/plain")
-    message = getattr(exc, "detail", "") or str(exc)
-    if isinstance(exc, ValidationException) and exc.extra:
-        message = "; ".join(str(e.get("message", e)) for e in exc.extra if isinstance(e, dict)) or message
-    return Response(ollama_error_body(message), status_code=status)
+    return Response(ollama_error_body(http_error_message(exc) or str(exc)), status_code=status)
 
 
 def unexpected_error_response(request: Request, exc: Exception) -> Response:
@@ -73,9 +82,7 @@ def openai_error_body(exc: Exception) -> dict[str, Any]:
     """OpenAI's error envelope; the type follows the status as Ollama's compatibility layer does."""
     status = error_status(exc)
     kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
-    message = getattr(exc, "detail", "") if isinstance(exc, HTTPException) else ""
-    if isinstance(exc, ValidationException) and exc.extra:
-        message = "; ".join(str(e.get("message", e)) for e in exc.extra if isinstance(e, dict)) or message
+    message = http_error_message(exc)
     code = None
     if status == 401:  # what OpenAI answers for a bad key
         kind, code = "invalid_request_error", "invalid_api_key"

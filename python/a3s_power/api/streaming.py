@@ -1,8 +1,7 @@
-"""Wire encoders: NDJSON for Ollama's native API (SSE for `/v1/*` comes with those APIs).
-
-Ollama streams one JSON object per line. An error before the first line is an ordinary error
-response with its status; an error after it ends the stream with a final `{"error": "..."}` line
-(status already 200), which is what Ollama's clients look for.
+"""Wire encoders: NDJSON for Ollama's native API, server-sent events for the OpenAI and Anthropic
+APIs. All three share one rule: an error before the first event is an ordinary error response
+with its status; an error after it ends the stream with a final error event (status already 200),
+which is what each family's clients look for.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from litestar import Response
@@ -20,6 +19,7 @@ from a3s_power.errors import PowerError
 
 log = logging.getLogger(__name__)
 NDJSON = "application/x-ndjson"
+E = TypeVar("E")
 
 
 def now_rfc3339() -> str:
@@ -33,19 +33,43 @@ def ndjson_line(obj: Any) -> bytes:
     return orjson.dumps(obj) + b"\n"
 
 
-async def ndjson_or_error(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    try:
-        async for event in events:
-            yield ndjson_line(event)
-    except PowerError as exc:
-        yield ndjson_line({"error": str(exc)})
-    except Exception as exc:  # noqa: BLE001  the stream is already 200: report, never crash
-        log.exception("stream failed")
-        yield ndjson_line({"error": str(exc) or type(exc).__name__})
-
-
 def last_event(events: list[dict[str, Any]]) -> dict[str, Any]:
     return events[-1] if events else {}
+
+
+async def stream_after_first(
+    events: AsyncIterator[E],
+    encode: Callable[[E], bytes],
+    encode_error: Callable[[Exception], bytes],
+    *,
+    media_type: str,
+    trailer: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> Stream:
+    """Stream `events` encoded one by one. The first event is awaited before answering, so errors
+    found before any output (model not found, bad options, queue full) keep their HTTP status; an
+    error after it (the status is already 200) is sent as a last event and ends the stream, which
+    is otherwise closed by `trailer`."""
+    iterator = aiter(events)
+    try:
+        first = await anext(iterator)
+    except StopAsyncIteration:
+        return Stream(iter((trailer,) if trailer else ()), media_type=media_type, headers=headers)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield encode(first)
+        try:
+            async for event in iterator:
+                yield encode(event)
+        except Exception as exc:  # noqa: BLE001  the stream is already 200: report, never crash
+            if not isinstance(exc, PowerError):
+                log.exception("stream failed")
+            yield encode_error(exc)
+            return
+        if trailer:
+            yield trailer
+
+    return Stream(body(), media_type=media_type, headers=headers)
 
 
 async def respond(
@@ -53,29 +77,21 @@ async def respond(
     stream: bool,
     combine: Callable[[list[dict[str, Any]]], dict[str, Any]] = last_event,
 ) -> Response[Any]:
-    """Stream NDJSON, or (stream false) answer `combine(all events)` as one JSON object.
-
-    The first event is awaited before answering, so errors found before any output (model not
-    found, bad options, queue full) keep their HTTP status even when streaming.
-    """
+    """Stream NDJSON (a failure after the first line: a final `{"error": …}` line), or (stream
+    false) answer `combine(all events)` as one JSON object."""
     if not stream:
         collected = [event async for event in events]
         return Response(combine(collected), media_type="application/json")
-    iterator = aiter(events)
-    try:
-        first = await anext(iterator)
-    except StopAsyncIteration:
-        return Stream(iter(()), media_type=NDJSON)
-
-    async def body() -> AsyncIterator[bytes]:
-        yield ndjson_line(first)
-        async for line in ndjson_or_error(iterator):
-            yield line
-
-    return Stream(body(), media_type=NDJSON)
+    return await stream_after_first(
+        events,
+        ndjson_line,
+        lambda exc: ndjson_line({"error": str(exc) or type(exc).__name__}),
+        media_type=NDJSON,
+    )
 
 
 SSE = "text/event-stream"
+_NO_CACHE = {"Cache-Control": "no-cache"}
 
 
 def sse_event(obj: Any) -> bytes:
@@ -85,25 +101,16 @@ def sse_event(obj: Any) -> bytes:
 async def sse_respond(
     events: AsyncIterator[dict[str, Any]], error_body: Callable[[Exception], dict[str, Any]]
 ) -> Stream:
-    """OpenAI-style server-sent events: `data: {json}` per event, then `data: [DONE]`. The first
-    event is awaited before answering (errors before any output keep their status); a later error
-    is sent as a final `data: {"error": …}` event."""
-    iterator = aiter(events)
-    first = await anext(iterator)
-
-    async def body() -> AsyncIterator[bytes]:
-        yield sse_event(first)
-        try:
-            async for event in iterator:
-                yield sse_event(event)
-        except Exception as exc:  # noqa: BLE001  the stream is already 200: report, never crash
-            if not isinstance(exc, PowerError):
-                log.exception("stream failed")
-            yield sse_event(error_body(exc))
-            return
-        yield b"data: [DONE]\n\n"
-
-    return Stream(body(), media_type=SSE, headers={"Cache-Control": "no-cache"})
+    """OpenAI-style server-sent events: `data: {json}` per event, then `data: [DONE]`; a failure
+    after the first event is a final `data: {"error": …}` event."""
+    return await stream_after_first(
+        events,
+        sse_event,
+        lambda exc: sse_event(error_body(exc)),
+        media_type=SSE,
+        trailer=b"data: [DONE]\n\n",
+        headers=_NO_CACHE,
+    )
 
 
 def sse_named_event(name: str, obj: Any) -> bytes:
@@ -113,19 +120,12 @@ def sse_named_event(name: str, obj: Any) -> bytes:
 async def sse_named_respond(
     events: AsyncIterator[tuple[str, dict[str, Any]]], error_body: Callable[[Exception], dict[str, Any]]
 ) -> Stream:
-    """Server-sent events with event names (Anthropic's format); a mid-stream error becomes an
-    `error` event. The first event is awaited before answering, as in `sse_respond`."""
-    iterator = aiter(events)
-    first = await anext(iterator)
-
-    async def body() -> AsyncIterator[bytes]:
-        yield sse_named_event(*first)
-        try:
-            async for name, event in iterator:
-                yield sse_named_event(name, event)
-        except Exception as exc:  # noqa: BLE001  the stream is already 200: report, never crash
-            if not isinstance(exc, PowerError):
-                log.exception("stream failed")
-            yield sse_named_event("error", error_body(exc))
-
-    return Stream(body(), media_type=SSE, headers={"Cache-Control": "no-cache"})
+    """Server-sent events with event names (Anthropic's and the Responses API's format); a failure
+    after the first event becomes an `error` event."""
+    return await stream_after_first(
+        events,
+        lambda named: sse_named_event(*named),
+        lambda exc: sse_named_event("error", error_body(exc)),
+        media_type=SSE,
+        headers=_NO_CACHE,
+    )
