@@ -10,12 +10,11 @@ runner's last user leaves, its keep_alive starts: 0 unloads at once, a negative 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +40,15 @@ class LoadSpec:
     lora_paths: tuple[str, ...] = ()
     flash_attention: bool | None = None
     kv_cache_type: str = "f16"
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerInfo:
+    """What `ps` reports about a loaded model besides its state."""
+
+    digest: str = ""
+    size: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -111,33 +119,11 @@ class Scheduler:
     def get(self, key: str) -> Runner | None:
         return self._runners.get(key)
 
-    @contextlib.asynccontextmanager
-    async def use(
-        self,
-        key: str,
-        spec: LoadSpec,
-        *,
-        keep_alive: float | None = None,
-        digest: str = "",
-        size: int = 0,
-        details: dict[str, Any] | None = None,
-    ) -> AsyncIterator[Runner]:
-        """Hold a runner for `key` loaded with `spec` for the duration of the block."""
-        runner = await self.acquire(key, spec, digest=digest, size=size, details=details)
-        try:
-            yield runner
-        finally:
-            self.release(runner, keep_alive)
-
     async def acquire(
-        self,
-        key: str,
-        spec: LoadSpec,
-        *,
-        digest: str = "",
-        size: int = 0,
-        details: dict[str, Any] | None = None,
+        self, key: str, spec: LoadSpec, *, describe: Callable[[], RunnerInfo] | None = None
     ) -> Runner:
+        """Hold a runner for `key` loaded with `spec` (release it with `release`). `describe` is
+        called only when the model is loaded: what `ps` shows about it."""
         runner = self._attach(key, spec)
         if runner is not None:
             return runner
@@ -157,13 +143,14 @@ class Scheduler:
                 while len(self._runners) >= self.max_loaded_models:
                     await self._evict_one()
                 loaded = await asyncio.to_thread(self._loader, spec)
+                info = describe() if describe is not None else RunnerInfo()
                 runner = Runner(
                     key=key,
                     spec=spec,
                     loaded=loaded,
-                    digest=digest,
-                    size=size,
-                    details=details or {},
+                    digest=info.digest,
+                    size=info.size,
+                    details=info.details,
                     keep_alive=self.default_keep_alive,
                 )
                 runner.refs = 1

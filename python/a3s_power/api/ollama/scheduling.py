@@ -3,7 +3,6 @@ the scheduler; and `/api/ps`. Shared by every Ollama endpoint that runs a model.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +12,8 @@ from a3s_power.durations import keep_alive_seconds
 from a3s_power.errors import InvalidRequest, NotFound
 from a3s_power.runtime.generation import GenerationOptions
 from a3s_power.runtime.options import merge_options
-from a3s_power.runtime.scheduler import LoadSpec, Runner
+from a3s_power.runtime.scheduler import LoadSpec, Runner, RunnerInfo
+from a3s_power.store.blobs import sha256_bytes
 from a3s_power.store.errors import InvalidModelName, ModelNotFound
 from a3s_power.store.gguf import GGUFInfo
 from a3s_power.store.model_config import details_from_config
@@ -107,25 +107,16 @@ async def acquire(state: Any, model: ResolvedModel, spec: LoadSpec) -> tuple[Run
     """Hold a runner; also returns the ns spent loading it (0 when it was already loaded)."""
     started = time.perf_counter_ns()
     already = state.scheduler.get(model.key)
-    runner: Runner = await state.scheduler.acquire(
-        model.key,
-        spec,
-        digest=_manifest_digest(state, model),
-        size=_model_size(model),
-        details=details_from_config(model.view.config),
-    )
+    runner: Runner = await state.scheduler.acquire(model.key, spec, describe=lambda: _describe(state, model))
     loaded_now = already is None or already is not runner
     return runner, (time.perf_counter_ns() - started) if loaded_now else 0
 
 
-def _manifest_digest(state: Any, model: ResolvedModel) -> str:
-    """What `ollama ps`/`list` show as the digest: sha256 of the manifest file."""
+def _describe(state: Any, model: ResolvedModel) -> RunnerInfo:
+    """`ps`'s digest (sha256 of the manifest file, as `list` shows it), size and details."""
     _, raw = state.store.read_manifest_bytes(model.view.name)
-    return hashlib.sha256(raw).hexdigest()
-
-
-def _model_size(model: ResolvedModel) -> int:
-    return sum(layer.size for layer in model.view.manifest.all_blobs())
+    size = sum(layer.size for layer in model.view.manifest.all_blobs())
+    return RunnerInfo(sha256_bytes(raw).removeprefix("sha256:"), size, details_from_config(model.view.config))
 
 
 async def load_or_unload(state: Any, model: ResolvedModel, spec: LoadSpec, keep_alive: float | None) -> str:
