@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from a3s_power import _native
-from a3s_power.api.ollama.scheduling import ResolvedModel, acquire
+from a3s_power.api.scheduling import ResolvedModel, acquire
 from a3s_power.chat.reply import ReplyDelta, ReplyParser
 from a3s_power.errors import InvalidRequest
 from a3s_power.runtime.generation import Chunk, Completion, GenerationOptions, generate

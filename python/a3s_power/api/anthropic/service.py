@@ -24,7 +24,7 @@ from a3s_power.api.inference import (
     run_reply,
     wants_parsing,
 )
-from a3s_power.api.ollama.scheduling import prepare, require, resolve
+from a3s_power.api.scheduling import prepare, require, resolve
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
 from a3s_power.runtime.loaded import LoadedModel

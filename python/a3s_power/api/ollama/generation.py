@@ -24,7 +24,7 @@ from a3s_power.api.inference import (
     wants_parsing,
 )
 from a3s_power.api.ollama.protocol import ChatRequest, GenerateRequest, Message
-from a3s_power.api.ollama.scheduling import (
+from a3s_power.api.scheduling import (
     check_logprobs,
     check_think,
     keep_alive_of,

@@ -8,10 +8,11 @@ from litestar import Request, Response, get, head, post
 from litestar.response import Stream
 
 from a3s_power import __version__
+from a3s_power.api import embedding
 from a3s_power.api.auth import PUBLIC
 from a3s_power.api.errors import decode_body
 from a3s_power.api.ollama import embeddings as embedding_service
-from a3s_power.api.ollama import generation, scheduling
+from a3s_power.api.ollama import generation, running
 from a3s_power.api.ollama.protocol import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
 from a3s_power.api.streaming import respond
 
@@ -69,13 +70,13 @@ async def embeddings(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 @post("/api/rerank", status_code=200)
 async def rerank(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    body = decode_body(await request.body(), embedding_service.RerankRequest)
-    return await embedding_service.rerank(_state(request), body)
+    body = decode_body(await request.body(), embedding.RerankRequest)
+    return await embedding.rerank(_state(request), body)
 
 
 @get("/api/ps", sync_to_thread=False)
 def ps(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return scheduling.ps(_state(request))
+    return running.ps(_state(request))
 
 
 ROUTES = [root, root_head, version, version_head, generate, chat, embed, embeddings, rerank, ps]

@@ -25,8 +25,8 @@ from a3s_power.api.inference import (
     set_request_flags,
     wants_parsing,
 )
-from a3s_power.api.ollama.scheduling import check_think, prepare, require, resolve
 from a3s_power.api.openai.service import effort_to_think, tool_choice_for
+from a3s_power.api.scheduling import check_think, prepare, require, resolve
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
 from a3s_power.runtime.loaded import LoadedModel

@@ -9,9 +9,9 @@ from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from a3s_power.api.embedding import RerankRequest
+from a3s_power.api.embedding import rerank as rerank_documents
 from a3s_power.api.errors import OPENAI_EXCEPTION_HANDLERS, decode_body, openai_error_body
-from a3s_power.api.ollama.embeddings import RerankRequest
-from a3s_power.api.ollama.embeddings import rerank as rerank_documents
 from a3s_power.api.openai import responses as responses_api
 from a3s_power.api.openai import service
 from a3s_power.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from a3s_power.api.embedding import embed_texts
 from a3s_power.api.inference import (
     Generation,
     Prompt,
@@ -29,9 +30,8 @@ from a3s_power.api.inference import (
     set_request_flags,
     wants_parsing,
 )
-from a3s_power.api.ollama.embeddings import embed_texts
-from a3s_power.api.ollama.scheduling import check_logprobs, check_think, prepare, require, resolve
 from a3s_power.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from a3s_power.api.scheduling import check_logprobs, check_think, prepare, require, resolve
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, NotFound, PowerError, Unsupported
 from a3s_power.runtime.loaded import LoadedModel

@@ -1,5 +1,5 @@
 """From a request's model name to a held runner: store lookup, capability checks, options merge,
-the scheduler; and `/api/ps`. Shared by every Ollama endpoint that runs a model."""
+the scheduler. Shared by every API family (Ollama, OpenAI, Anthropic)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from a3s_power.api.streaming import now_rfc3339
 from a3s_power.durations import keep_alive_seconds
 from a3s_power.errors import InvalidRequest, NotFound
 from a3s_power.runtime.generation import GenerationOptions
@@ -17,7 +16,6 @@ from a3s_power.store.blobs import sha256_bytes
 from a3s_power.store.errors import InvalidModelName, ModelNotFound
 from a3s_power.store.gguf import GGUFInfo
 from a3s_power.store.model_config import details_from_config
-from a3s_power.store.names import parse_name
 from a3s_power.store.show import ModelView, capabilities
 
 Event = dict[str, Any]
@@ -127,26 +125,3 @@ async def load_or_unload(state: Any, model: ResolvedModel, spec: LoadSpec, keep_
     runner, _ = await acquire(state, model, spec)
     state.scheduler.release(runner, keep_alive)
     return "load"
-
-
-def ps(state: Any) -> Event:
-    models = []
-    for runner in state.scheduler.loaded():
-        expires = runner.expires_at
-        models.append(
-            {
-                "name": _short(runner.key),
-                "model": _short(runner.key),
-                "size": runner.size,
-                "digest": runner.digest,
-                "details": runner.details,
-                "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else now_rfc3339(),
-                "size_vram": 0,
-                "context_length": runner.spec.num_ctx,
-            }
-        )
-    return {"models": models}
-
-
-def _short(full: str) -> str:
-    return parse_name(full).display_shortest()
