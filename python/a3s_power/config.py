@@ -10,20 +10,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from a3s_power.durations import keep_alive_seconds
+from a3s_power.envvars import env_flag, env_value, trim
 from a3s_power.store.layout import default_models_root
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11434
 
 
-def _clean(value: str | None) -> str:
-    """Ollama trims spaces and surrounding quotes from every environment value."""
-    return (value or "").strip().strip("\"'").strip()
-
-
 def parse_host(value: str) -> tuple[str, int]:
     """`OLLAMA_HOST` forms: `host`, `host:port`, `:port`, `[::]:port`, `http(s)://host[:port]`."""
-    value = _clean(value)
+    value = trim(value)
     if not value:
         return DEFAULT_HOST, DEFAULT_PORT
     scheme_port = DEFAULT_PORT
@@ -46,7 +42,7 @@ def parse_host(value: str) -> tuple[str, int]:
 
 def _int(env: Mapping[str, str], *keys: str, default: int) -> int:
     for key in keys:
-        raw = _clean(env.get(key))
+        raw = env_value(env, key)
         if raw:
             try:
                 return int(raw)
@@ -55,17 +51,12 @@ def _int(env: Mapping[str, str], *keys: str, default: int) -> int:
     return default
 
 
-def _flag(env: Mapping[str, str], key: str) -> bool:
-    raw = _clean(env.get(key)).lower()
-    return bool(raw) and raw not in ("0", "false", "f", "no")
-
-
 KV_CACHE_TYPES = ("f16", "f32", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
 
 
 def _kv_cache_type(env: Mapping[str, str]) -> str:
     """OLLAMA_KV_CACHE_TYPE; an unknown type falls back to f16 with a warning (as Ollama)."""
-    value = _clean(env.get("OLLAMA_KV_CACHE_TYPE")).lower()
+    value = env_value(env, "OLLAMA_KV_CACHE_TYPE").lower()
     if value and value not in KV_CACHE_TYPES:
         logging.getLogger(__name__).warning("invalid OLLAMA_KV_CACHE_TYPE %r; using f16", value)
         return "f16"
@@ -94,7 +85,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         host, port = parse_host(env.get("OLLAMA_HOST", ""))
-        keep_alive_raw = _clean(env.get("OLLAMA_KEEP_ALIVE"))
+        keep_alive_raw = env_value(env, "OLLAMA_KEEP_ALIVE")
         keep_alive = 300.0
         if keep_alive_raw:
             try:
@@ -103,7 +94,7 @@ class Settings:
                 )
             except Exception:  # noqa: BLE001  Ollama falls back to the default on a bad value
                 keep_alive = 300.0
-        origins = tuple(o.strip() for o in _clean(env.get("OLLAMA_ORIGINS")).split(",") if o.strip())
+        origins = tuple(o.strip() for o in env_value(env, "OLLAMA_ORIGINS").split(",") if o.strip())
         return cls(
             host=host,
             port=port,
@@ -114,12 +105,12 @@ class Settings:
             max_queue=max(1, _int(env, "OLLAMA_MAX_QUEUE", default=512)),
             context_length=max(4, _int(env, "OLLAMA_CONTEXT_LENGTH", default=4096) or 4096),
             num_thread=max(0, _int(env, "A3S_POWER_NUM_THREAD", default=0)),
-            noprune=_flag(env, "OLLAMA_NOPRUNE"),
+            noprune=env_flag(env, "OLLAMA_NOPRUNE"),
             origins=origins,
-            debug=_flag(env, "OLLAMA_DEBUG"),
-            flash_attention=_flag(env, "OLLAMA_FLASH_ATTENTION")
-            if _clean(env.get("OLLAMA_FLASH_ATTENTION"))
+            debug=env_flag(env, "OLLAMA_DEBUG"),
+            flash_attention=env_flag(env, "OLLAMA_FLASH_ATTENTION")
+            if env_value(env, "OLLAMA_FLASH_ATTENTION")
             else None,
             kv_cache_type=_kv_cache_type(env),
-            api_keys=tuple(k.strip() for k in _clean(env.get("A3S_POWER_API_KEYS")).split(",") if k.strip()),
+            api_keys=tuple(k.strip() for k in env_value(env, "A3S_POWER_API_KEYS").split(",") if k.strip()),
         )

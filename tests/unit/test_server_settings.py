@@ -118,3 +118,15 @@ def test_option_type_errors(options: dict[str, object], error: str) -> None:
     with pytest.raises(OptionTypeError) as err:
         merge_options(options)
     assert str(err.value) == error and err.value.status == 500
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", False), ("0", False), ("false", False), ("False", False), ("F", False), ("1", True),
+     ("true", True), ("'1'", True), ("no", True), ("fAlSe", True)],
+)  # fmt: skip
+def test_boolean_variables_follow_go_parse_bool(tmp_path: Path, value: str, expected: bool) -> None:
+    """Ollama: strconv.ParseBool, and an unparsable non-empty value counts as true."""
+    env = {"HOME": str(tmp_path), "OLLAMA_NOPRUNE": value, "OLLAMA_DEBUG": value}
+    settings = Settings.from_env(env)
+    assert (settings.noprune, settings.debug) == (expected, expected)

@@ -37,9 +37,10 @@ class ClientError(Exception):
 def base_url(env: Mapping[str, str] | None = None) -> str:
     """`http://127.0.0.1:11434` by default; OLLAMA_HOST may name a scheme, host, port and path."""
     from a3s_power.config import parse_host
+    from a3s_power.envvars import env_value
 
     env = os.environ if env is None else env
-    raw = env.get("OLLAMA_HOST", "").strip().strip("\"'").strip()
+    raw = env_value(env, "OLLAMA_HOST")
     scheme, path = "http", ""
     if "://" in raw:
         parts = urlsplit(raw)

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from a3s_power.envvars import env_flag
 from a3s_power.registry.builtin import builtin_for, pull_builtin
 from a3s_power.registry.client import RegistryClient, RegistryUnreachable
 from a3s_power.registry.download import BlobDownload, partial_progress
@@ -22,7 +23,7 @@ from a3s_power.store.errors import ManifestNotFound, StoreError
 from a3s_power.store.locks import TransferLock
 from a3s_power.store.manifest import Layer, Manifest
 from a3s_power.store.names import ModelName, blob_filename, parse_name, short_digest
-from a3s_power.store.store import ModelStore, env_flag
+from a3s_power.store.store import ModelStore
 
 Event = dict[str, Any]
 

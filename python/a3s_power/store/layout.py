@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from a3s_power.envvars import env_value
 from a3s_power.store.names import ModelName, blob_filename
 
 PARTIAL_MARK = "-partial"
@@ -14,19 +15,14 @@ PARTIAL_MARK = "-partial"
 def default_models_root(env: Mapping[str, str] | None = None) -> Path:
     """`$OLLAMA_MODELS`, else `$A3S_POWER_HOME/models`, else `~/.a3s/power/models`."""
     env = os.environ if env is None else env
-    ollama_models = _clean(env.get("OLLAMA_MODELS", ""))
+    ollama_models = env_value(env, "OLLAMA_MODELS")
     if ollama_models:
         return Path(ollama_models).expanduser()
-    home = _clean(env.get("A3S_POWER_HOME", ""))
+    home = env_value(env, "A3S_POWER_HOME")
     if home:
         return Path(home).expanduser() / "models"
-    user_home = _clean(env.get("HOME", "")) or str(Path.home())
+    user_home = env_value(env, "HOME") or str(Path.home())
     return Path(user_home).expanduser() / ".a3s" / "power" / "models"
-
-
-def _clean(value: str) -> str:
-    """Ollama trims spaces and surrounding quotes from every environment value."""
-    return value.strip().strip("\"'").strip()
 
 
 class StoreLayout:

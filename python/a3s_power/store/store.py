@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from a3s_power.envvars import env_flag
 from a3s_power.store.atomic import atomic_write_bytes
 from a3s_power.store.blobs import import_file_as_blob, sha256_bytes, write_blob_bytes
 from a3s_power.store.errors import InvalidModelName, ModelNotFound, StoreError
@@ -23,14 +24,6 @@ from a3s_power.store.model_config import details_from_config
 from a3s_power.store.names import ModelName, is_valid_name, normalize_digest, parse_name
 
 PRUNE_MIN_AGE_S = 3600.0
-
-
-def env_flag(env: Mapping[str, str], key: str) -> bool:
-    """Go's strconv.ParseBool with Ollama's rule: an unparsable non-empty value counts as true."""
-    raw = env.get(key, "").strip().strip("\"'").strip()
-    if not raw:
-        return False
-    return raw not in ("0", "f", "F", "FALSE", "false", "False")
 
 
 @dataclass(frozen=True, slots=True)
