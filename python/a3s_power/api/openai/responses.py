@@ -25,7 +25,7 @@ from a3s_power.api.inference import (
     set_request_flags,
     wants_parsing,
 )
-from a3s_power.api.openai.service import effort_to_think, tool_choice_for
+from a3s_power.api.openai.service import effort_to_think, sampling_options, tool_choice_for
 from a3s_power.api.scheduling import check_think, prepare, require, resolve
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
@@ -189,12 +189,7 @@ def prepare_response(state: Any, req: ResponsesRequest) -> ResponsesRun:
     tool_choice, tools = tool_choice_for(req.tool_choice, _tools(req))
     if tools and tool_choice != "none":
         require(model, "tools", "tools")
-    options: dict[str, Any] = {
-        "temperature": 1.0 if req.temperature is None else req.temperature,
-        "top_p": 1.0 if req.top_p is None else req.top_p,
-    }
-    if req.max_output_tokens is not None:
-        options["num_predict"] = req.max_output_tokens
+    options = sampling_options(temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_output_tokens)
     gen, spec = prepare(state, model, options)
     set_request_flags(gen, _format(req), False, 0)
 

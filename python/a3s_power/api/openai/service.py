@@ -40,28 +40,53 @@ Event = dict[str, Any]
 FINGERPRINT = "fp_ollama"
 # reasoning_effort → Ollama's think value
 _EFFORT: dict[str, bool | str] = {
-    "none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high", "max": "max",
-    "xhigh": "max", "ultra": "max",
-}  # fmt: skip
+    "none": False,
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "max": "max",
+    "xhigh": "max",
+    "ultra": "max",
+}
+
+
+def sampling_options(
+    *,
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int | None,
+    seed: int | None = None,
+    stop: str | list[str] | None = None,
+    frequency_penalty: float | None = None,
+    presence_penalty: float | None = None,
+) -> dict[str, Any]:
+    """OpenAI sampling fields → Ollama options (temperature and top_p default to 1.0, as Ollama)."""
+    options: dict[str, Any] = {
+        "temperature": 1.0 if temperature is None else temperature,
+        "top_p": 1.0 if top_p is None else top_p,
+    }
+    optional = {
+        "num_predict": max_tokens,
+        "seed": seed,
+        "frequency_penalty": frequency_penalty,
+        "presence_penalty": presence_penalty,
+        "stop": [stop] if isinstance(stop, str) else stop,
+    }
+    options.update({key: value for key, value in optional.items() if value is not None})
+    return options
 
 
 def _options(req: ChatCompletionRequest | CompletionRequest, max_tokens: int | None) -> dict[str, Any]:
-    """OpenAI sampling fields → Ollama options (temperature and top_p default to 1.0, as Ollama)."""
-    options: dict[str, Any] = {
-        "temperature": 1.0 if req.temperature is None else req.temperature,
-        "top_p": 1.0 if req.top_p is None else req.top_p,
-    }
-    if max_tokens is not None:
-        options["num_predict"] = max_tokens
-    if req.seed is not None:
-        options["seed"] = req.seed
-    if req.stop is not None:
-        options["stop"] = [req.stop] if isinstance(req.stop, str) else list(req.stop)
-    if req.frequency_penalty is not None:
-        options["frequency_penalty"] = req.frequency_penalty
-    if req.presence_penalty is not None:
-        options["presence_penalty"] = req.presence_penalty
-    return options
+    return sampling_options(
+        temperature=req.temperature,
+        top_p=req.top_p,
+        max_tokens=max_tokens,
+        seed=req.seed,
+        stop=req.stop,
+        frequency_penalty=req.frequency_penalty,
+        presence_penalty=req.presence_penalty,
+    )
 
 
 def effort_to_think(effort: str | None) -> bool | str | None:
@@ -157,8 +182,11 @@ def _openai_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _usage(end: ReplyEnd) -> Event:
     prompt = end.completion.prompt_tokens
-    return {"prompt_tokens": prompt, "completion_tokens": end.completion.eval_count,
-            "total_tokens": prompt + end.completion.eval_count}  # fmt: skip
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": end.completion.eval_count,
+        "total_tokens": prompt + end.completion.eval_count,
+    }
 
 
 def _finish_reason(end: ReplyEnd) -> str:
@@ -235,8 +263,15 @@ async def chat_completion(state: Any, run: Run) -> Event:
     choice: Event = {"index": 0, "message": _message(whole), "finish_reason": _finish_reason(end)}
     if run.logprobs:
         choice["logprobs"] = {"content": logprobs}
-    return {"id": run.id, "object": "chat.completion", "created": run.created, "model": run.model,
-            "system_fingerprint": FINGERPRINT, "choices": [choice], "usage": _usage(end)}  # fmt: skip
+    return {
+        "id": run.id,
+        "object": "chat.completion",
+        "created": run.created,
+        "model": run.model,
+        "system_fingerprint": FINGERPRINT,
+        "choices": [choice],
+        "usage": _usage(end),
+    }
 
 
 async def chat_completion_chunks(state: Any, run: Run) -> AsyncIterator[Event]:
@@ -245,8 +280,14 @@ async def chat_completion_chunks(state: Any, run: Run) -> AsyncIterator[Event]:
 
     def chunk(delta: Event, finish: str | None = None, **extra: Any) -> Event:
         choice: Event = {"index": 0, "delta": delta, "finish_reason": finish, **extra}
-        return {"id": run.id, "object": "chat.completion.chunk", "created": run.created, "model": run.model,
-                "system_fingerprint": FINGERPRINT, "choices": [choice]}  # fmt: skip
+        return {
+            "id": run.id,
+            "object": "chat.completion.chunk",
+            "created": run.created,
+            "model": run.model,
+            "system_fingerprint": FINGERPRINT,
+            "choices": [choice],
+        }
 
     yield chunk({"role": "assistant", "content": ""})
     async for item in run_reply(state, run.job):
@@ -263,9 +304,15 @@ async def chat_completion_chunks(state: Any, run: Run) -> AsyncIterator[Event]:
         if isinstance(item, ReplyEnd):
             yield chunk({}, _finish_reason(item))
             if run.include_usage:
-                yield {"id": run.id, "object": "chat.completion.chunk", "created": run.created,
-                       "model": run.model, "system_fingerprint": FINGERPRINT, "choices": [],
-                       "usage": _usage(item)}  # fmt: skip
+                yield {
+                    "id": run.id,
+                    "object": "chat.completion.chunk",
+                    "created": run.created,
+                    "model": run.model,
+                    "system_fingerprint": FINGERPRINT,
+                    "choices": [],
+                    "usage": _usage(item),
+                }
 
 
 # -- /v1/completions ----------------------------------------------------------------------------
@@ -293,8 +340,14 @@ def prepare_completion(state: Any, req: CompletionRequest) -> Run:
 
 
 def _completion_body(run: Run, choices: list[Event], usage: Event | None) -> Event:
-    body: Event = {"id": run.id, "object": "text_completion", "created": run.created, "model": run.model,
-                   "system_fingerprint": FINGERPRINT, "choices": choices}  # fmt: skip
+    body: Event = {
+        "id": run.id,
+        "object": "text_completion",
+        "created": run.created,
+        "model": run.model,
+        "system_fingerprint": FINGERPRINT,
+        "choices": choices,
+    }
     if usage is not None:
         body["usage"] = usage
     return body
@@ -335,8 +388,9 @@ async def embeddings(state: Any, req: EmbeddingRequest) -> Event:
     if not all(isinstance(t, str) for t in texts):
         raise InvalidRequest("invalid input: token arrays are not supported, send text")
     model = resolve(state, req.model)
-    vectors, counts, _ = await embed_texts(state, model, [str(t) for t in texts], None, normalize=True,
-                                      truncate=True, keep_alive=None)  # fmt: skip
+    vectors, counts, _ = await embed_texts(
+        state, model, [str(t) for t in texts], None, normalize=True, truncate=True, keep_alive=None
+    )
     if req.dimensions and 0 < req.dimensions < vectors.shape[1]:
         vectors = vectors[:, : req.dimensions]
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -349,15 +403,23 @@ async def embeddings(state: Any, req: EmbeddingRequest) -> Event:
         )
         data.append({"object": "embedding", "embedding": value, "index": index})
     tokens = sum(counts)
-    return {"object": "list", "data": data, "model": req.model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
+    return {
+        "object": "list",
+        "data": data,
+        "model": req.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 # -- /v1/models ----------------------------------------------------------------------------------
 def _model_object(entry: Any) -> Event:
     name = entry.name
-    return {"id": name.display_shortest(), "object": "model", "created": int(entry.modified_at.timestamp()),
-            "owned_by": name.namespace}  # fmt: skip
+    return {
+        "id": name.display_shortest(),
+        "object": "model",
+        "created": int(entry.modified_at.timestamp()),
+        "owned_by": name.namespace,
+    }
 
 
 def list_models(state: Any) -> Event:
