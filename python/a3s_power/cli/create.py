@@ -7,7 +7,6 @@ gets the structured request and its progress stream is shown.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from cyclopts import Parameter
 from a3s_power.cli._client import Client, ClientError, session
 from a3s_power.cli._progress import Progress, follow
 from a3s_power.cli.app import app
+from a3s_power.store.blobs import sha256_file
 
 DEFAULT_MODELFILE = "Modelfile"
 ERR_MODELFILE_NOT_FOUND = "specified Modelfile wasn't found"
@@ -35,11 +35,6 @@ def read_modelfile(file: str | None) -> tuple[str | bytes, Path]:
         return path.read_bytes(), path.parent
     except OSError as exc:
         raise ClientError(f"open {path}: {exc.strerror or exc}") from exc
-
-
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as f:
-        return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _chunks(path: Path, progress: Progress, message: str) -> Iterator[bytes]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ import orjson
 
 from a3s_power.registry.client import RegistryClient, registry_error
 from a3s_power.store.atomic import atomic_write_bytes, fsync_dir
+from a3s_power.store.blobs import sha256_file
 from a3s_power.store.errors import DigestMismatch, RegistryError
 from a3s_power.store.layout import StoreLayout
 from a3s_power.store.names import normalize_digest
@@ -156,11 +156,7 @@ class BlobDownload:
     def finish(self) -> None:
         """Verify the sha256 of the partial file; publish it as the blob or delete it on mismatch."""
         partial = self.layout.partial_path(self.digest)
-        digest = hashlib.sha256()
-        with open(partial, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        got = "sha256:" + digest.hexdigest()
+        got = sha256_file(partial)
         if got != self.digest:
             remove_partial(self.layout, self.digest)
             raise DigestMismatch(self.digest, got, downloaded=True)
