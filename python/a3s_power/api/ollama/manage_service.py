@@ -9,7 +9,6 @@ uploads to disk, and keeping blocking disk work (hashing, GGUF parsing, fsync) o
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from a3s_power.store.blobs import BlobWriter
 from a3s_power.store.create import CreateRequest, create_model
 from a3s_power.store.errors import BlobNotFound, InvalidModelName
 from a3s_power.store.names import ModelName, normalize_digest, parse_name
+from a3s_power.store.parameters import go_quote  # Go's %q of a string
 from a3s_power.store.show import show_model
 from a3s_power.store.store import ModelStore
 
@@ -34,11 +34,6 @@ class NotFound(PowerError):
     """A 404 whose text is given verbatim (the store's ModelNotFound carries the scheduler's text)."""
 
     status = 404
-
-
-def go_quote(text: str) -> str:
-    """Go's `%q` for the strings that appear in Ollama's messages (close enough: JSON quoting)."""
-    return json.dumps(text, ensure_ascii=False)
 
 
 # -- list / show ----------------------------------------------------------------------------------
