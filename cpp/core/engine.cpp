@@ -194,7 +194,7 @@ std::shared_ptr<Channel> Engine::submit(GenerateRequest req) {
         throw std::invalid_argument("empty prompt");
     }
     model_->check_tokens(req.prompt);
-    check_sampling(req.sampling);
+    check_sampling(*model_, req.sampling);  // everything the decode thread's sampler needs, before queueing
     if (req.top_logprobs < 0 || req.top_logprobs > 20) {
         throw std::invalid_argument("top_logprobs must be between 0 and 20");
     }
@@ -213,9 +213,6 @@ std::shared_ptr<Channel> Engine::submit(GenerateRequest req) {
     if (req.sampling.repeat_last_n < 0) req.sampling.repeat_last_n = n_ctx_slot_;  // Ollama: -1 = num_ctx
     if (req.n_predict < 0 || req.n_predict > 10 * n_ctx_slot_) {
         req.n_predict = 10 * n_ctx_slot_;  // Ollama bounds generation to 10 x num_ctx
-    }
-    if (!req.sampling.grammar.empty()) {
-        check_grammar(*model_, req.sampling.grammar);  // reject bad grammars before queueing
     }
     auto job      = std::make_unique<Job>();
     job->ch       = std::make_shared<Channel>();

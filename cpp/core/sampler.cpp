@@ -40,7 +40,7 @@ void check_grammar(const Model & model, const std::string & gbnf) {
     llama_sampler_free(s);
 }
 
-void check_sampling(const SamplingParams & p) {
+void check_sampling(const Model & model, const SamplingParams & p) {
     // llama.cpp aborts on values it does not know: refuse them before a request is queued
     if (p.mirostat < 0 || p.mirostat > 2) {
         throw std::invalid_argument("mirostat must be 0, 1 or 2");
@@ -48,10 +48,15 @@ void check_sampling(const SamplingParams & p) {
     if (p.repeat_last_n < -1) {
         throw std::invalid_argument("repeat_last_n must be -1 (the whole context), 0 (off) or positive");
     }
+    for (const auto & b : p.logit_bias) {
+        model.check_tokens({ b.first });
+    }
+    if (!p.grammar.empty()) {
+        check_grammar(model, p.grammar);
+    }
 }
 
 common_sampler * make_sampler(const Model & model, const SamplingParams & p) {
-    check_sampling(p);
     common_params_sampling c;
     c.temp            = p.temperature;
     c.top_k           = p.top_k;
@@ -70,7 +75,6 @@ common_sampler * make_sampler(const Model & model, const SamplingParams & p) {
     c.no_perf         = true;
     c.dry_multiplier  = 0.0f;
     for (const auto & b : p.logit_bias) {
-        model.check_tokens({b.first});
         c.logit_bias.push_back({b.first, b.second});
     }
     if (p.ignore_eos) {
@@ -80,7 +84,6 @@ common_sampler * make_sampler(const Model & model, const SamplingParams & p) {
     }
     // penalize_newline is accepted and ignored, as in Ollama's current runner (deprecated option)
     if (!p.grammar.empty()) {
-        check_grammar(model, p.grammar);
         c.grammar = common_grammar(p.grammar_from_template ? COMMON_GRAMMAR_TYPE_TOOL_CALLS : COMMON_GRAMMAR_TYPE_USER,
                                    p.grammar);
         c.grammar_lazy = p.grammar_lazy;

@@ -44,10 +44,12 @@ struct SamplingParams {
     bool        grammar_from_template = false;
 };
 
-// Refuses option values llama.cpp would abort on (std::invalid_argument with the reason).
-void check_sampling(const SamplingParams & p);
+// Refuses what llama.cpp would abort on or fail to build (std::invalid_argument with the reason):
+// unknown mirostat / repeat_last_n values, logit-bias tokens outside the vocabulary, a grammar
+// that does not parse. Engine::submit calls it before a request is queued.
+void check_sampling(const Model & model, const SamplingParams & p);
 
-// Builds a common_sampler. Throws std::invalid_argument for a grammar that does not parse.
+// Builds a common_sampler from parameters that passed check_sampling.
 common_sampler * make_sampler(const Model & model, const SamplingParams & p);
 
 // Validates a GBNF grammar without sampling (throws std::invalid_argument with the reason).

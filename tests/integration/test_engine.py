@@ -379,6 +379,19 @@ def test_logit_bias_bans_a_token(smollm2):
     assert banned_chunks[0].tokens[0] != first
 
 
+def test_sampler_inputs_are_refused_before_queueing(smollm2):
+    """What the decode thread's sampler would fail on is a 400 from submit, never a failed request."""
+    tokens = smollm2.tokenize("Hi", True, False)
+    cases = [
+        ({"logit_bias": {10**9: 1.0}}, "out of range"),
+        ({"mirostat": 5}, "mirostat must be 0, 1 or 2"),
+        ({"grammar": "root ::= ("}, "invalid grammar"),
+    ]
+    for options, message in cases:
+        with pytest.raises(InvalidRequest, match=message):
+            next(iter(generate_sync(smollm2, tokens, GenerationOptions(num_predict=1, **options))))
+
+
 def test_penalties_change_greedy_output(smollm2):
     tokens = smollm2.tokenize("1 1 1 1 1 1 1 1 1 1", True, False)
     plain, _, _ = collect(smollm2, tokens, num_predict=16, **GREEDY)
