@@ -15,6 +15,7 @@ import orjson
 
 from a3s_power import _native
 from a3s_power.api.scheduling import ResolvedModel, acquire
+from a3s_power.chat.gotemplate import is_go_template, render_go_template
 from a3s_power.chat.reply import ReplyDelta, ReplyParser
 from a3s_power.errors import InvalidRequest
 from a3s_power.runtime.generation import Chunk, Completion, GenerationOptions, generate
@@ -47,9 +48,14 @@ def render_prompt(
     tools: list[dict[str, Any]] | None = None,
     tool_choice: str = "auto",
     think: bool | str | None = None,
+    template: str | None = None,
 ) -> Prompt:
-    """The conversation through the model's Jinja template (a Jinja TEMPLATE layer replaces it)."""
-    template = model.view.template or ""
+    """The conversation through the model's template: an Ollama Go TEMPLATE layer (or `template`,
+    a request's override) is rendered as Ollama renders it; otherwise the GGUF's Jinja template
+    (which a Jinja TEMPLATE layer replaces)."""
+    template = template if template is not None else model.view.template or ""
+    if is_go_template(template):
+        return go_template_prompt(loaded, render_go_template(template, None, messages, tools, think=think))
     try:
         rendered = loaded.render_chat(
             messages,
@@ -62,6 +68,16 @@ def render_prompt(
         raise InvalidRequest(f"failed to render the chat template: {exc}") from exc
     tokens = loaded.tokenize(rendered.prompt, add_special=True, parse_special=True)
     return Prompt(tokens, list(rendered.additional_stops), rendered)
+
+
+def go_template_prompt(loaded: LoadedModel, text: str) -> Prompt:
+    """Tokens of a prompt a Go template rendered (special tokens parsed, BOS added once even if
+    the template writes it too)."""
+    tokens = loaded.tokenize(text, add_special=True, parse_special=True)
+    bos = loaded.tokenize("", add_special=True, parse_special=False)
+    if len(bos) == 1 and tokens[:2] == bos * 2:
+        tokens = tokens[1:]
+    return Prompt(tokens, [])
 
 
 def set_request_flags(

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from a3s_power.chat.gotemplate import GoTemplateError, check_go_template, is_go_template
 from a3s_power.store.blobs import sha256_bytes
 from a3s_power.store.errors import BlobNotFound, CreateError, InvalidGGUF, InvalidModelfile, ModelNotFound
 from a3s_power.store.gguf import GGUFInfo, read_gguf
@@ -121,6 +122,11 @@ def create_events(store: ModelStore, request: CreateRequest) -> Iterator[Event]:
     name = parse_name(request.model)
     if not request.from_ and not request.files:
         raise CreateError("neither 'from' or 'files' was specified")
+    if request.template and is_go_template(request.template):
+        try:  # Ollama's setTemplate: a template that does not parse is refused, naming the line
+            check_go_template(request.template)
+        except GoTemplateError as exc:
+            raise CreateError(f"template error: {exc}") from None
     created: set[str] = set()
     if request.from_:
         layers, config = _layers_from_base(store, request.from_)

@@ -17,6 +17,7 @@ from a3s_power.api.inference import (
     Generation,
     Prompt,
     ReplyPiece,
+    go_template_prompt,
     logprobs_wire,
     render_prompt,
     run_reply,
@@ -34,6 +35,12 @@ from a3s_power.api.scheduling import (
     resolve,
 )
 from a3s_power.api.streaming import now_rfc3339
+from a3s_power.chat.gotemplate import (
+    GoTemplateError,
+    GoTemplateExecError,
+    is_go_template,
+    render_go_template,
+)
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
 from a3s_power.runtime.generation import Completion
@@ -150,7 +157,8 @@ async def generate_events(state: Any, req: GenerateRequest) -> AsyncIterator[Eve
         raise InvalidRequest("raw mode does not support template, system, or context")
     check_logprobs(req.top_logprobs)
     check_think(model, req.think)
-    if req.suffix:
+    go_template = req.template or model.view.template or ""
+    if req.suffix and not (is_go_template(go_template) and "insert" in model.capabilities):
         raise InvalidRequest(f"{model.key} does not support insert")
     if req.images:
         require(model, "vision", "vision")
@@ -163,10 +171,27 @@ async def generate_events(state: Any, req: GenerateRequest) -> AsyncIterator[Eve
     set_request_flags(gen, req.format, req.logprobs, req.top_logprobs, req.truncate, req.shift)
 
     def build(loaded: LoadedModel) -> Prompt:
-        if req.raw:
-            return Prompt(loaded.tokenize(req.prompt, add_special=True, parse_special=False), [])
+        if req.raw:  # verbatim, special tokens included (as llama-server's /completion reads it)
+            return Prompt(loaded.tokenize(req.prompt, add_special=True, parse_special=True), [])
         system = req.system if req.system is not None else model.view.system
         messages = [{"role": "system", "content": system}] if system else []
+        if req.template or (req.suffix and is_go_template(go_template)):
+            # Ollama's direct execution: [system, the model's MESSAGEs unless `context`, prompt]
+            # through the request's template (Go, or Jinja); a suffix runs `.Prompt`/`.Suffix`.
+            history = [] if req.context else [dict(m) for m in model.view.messages]
+            messages += [*history, {"role": "user", "content": req.prompt}]
+            if req.suffix:
+                text = render_go_template(go_template, None, [], prompt=req.prompt, suffix=req.suffix,
+                                          think=req.think)  # fmt: skip
+                prompt = go_template_prompt(loaded, text)
+            else:
+                try:
+                    prompt = render_prompt(model, loaded, messages, think=req.think, template=req.template)
+                except GoTemplateError as exc:  # Ollama parses the request's template here: 500
+                    raise GoTemplateExecError(str(exc)) from None
+            if req.context:
+                prompt.tokens = list(req.context) + prompt.tokens
+            return prompt
         prompt = render_prompt(
             model, loaded, [*messages, {"role": "user", "content": req.prompt}], think=req.think
         )
