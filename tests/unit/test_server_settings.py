@@ -117,7 +117,7 @@ def test_options_merge_precedence_and_runner_split() -> None:
 def test_option_type_errors(options: dict[str, object], error: str) -> None:
     with pytest.raises(OptionTypeError) as err:
         merge_options(options)
-    assert str(err.value) == error and err.value.status == 500
+    assert str(err.value) == error and err.value.status == 400
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,9 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, get, head
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,9 +20,11 @@ from a3s_power.api.ollama.manage import MANAGE_ROUTES
 from a3s_power.api.ollama.routes import ROUTES as OLLAMA_ROUTES
 from a3s_power.api.openai.routes import OPENAI_ROUTER
 from a3s_power.config import Settings
-from a3s_power.observability.metrics import Metrics, http_metrics_middleware
-from a3s_power.runtime.scheduler import Scheduler
+from a3s_power.observability.metrics import http_metrics_middleware
+from a3s_power.service.state import STATE_KEY, ServerState, state_of
 from a3s_power.store.store import ModelStore
+
+__all__ = ["ServerState", "create_app", "origins_regex", "server_state"]
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +36,10 @@ DEFAULT_ORIGINS = [
 ] + ["app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*"]
 
 
-@dataclass
-class ServerState:
-    """What every handler reaches through `request.app.state.power`."""
-
-    settings: Settings
-    store: ModelStore
-    scheduler: Scheduler
-    metrics: Metrics
-
-
 def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> Litestar:
     settings = settings or Settings.from_env()
-    store = store or ModelStore(settings.models_root)
-    scheduler = Scheduler(
-        max_loaded_models=settings.max_loaded_models,
-        max_queue=settings.max_queue,
-        default_keep_alive=settings.keep_alive,
-    )
-    state = ServerState(settings=settings, store=store, scheduler=scheduler, metrics=Metrics(scheduler))
+    state = ServerState.create(settings, store)
+    store = state.store
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -67,7 +53,14 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
             await state.scheduler.shutdown()
 
     return Litestar(
-        route_handlers=[*OLLAMA_ROUTES, *MANAGE_ROUTES, OPENAI_ROUTER, ANTHROPIC_ROUTER, metrics_route],
+        route_handlers=[
+            *OLLAMA_ROUTES,
+            *MANAGE_ROUTES,
+            OPENAI_ROUTER,
+            ANTHROPIC_ROUTER,
+            metrics_route,
+            metrics_head,
+        ],
         guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
         middleware=[http_metrics_middleware(state.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -78,7 +71,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
             allow_methods=["*"],
         ),
         lifespan=[lifespan],
-        state=State({"power": state}),
+        state=State({STATE_KEY: state}),
         openapi_config=None,
         logging_config=None,
         debug=False,
@@ -89,8 +82,13 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
 @get("/metrics", media_type="text/plain", sync_to_thread=False)
 def metrics_route(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus exposition of this server's metrics."""
-    body = request.app.state.power.metrics.exposition()
+    body = state_of(request).metrics.exposition()
     return Response(body, headers={"content-type": CONTENT_TYPE_LATEST})
+
+
+@head("/metrics", sync_to_thread=False)
+def metrics_head() -> Response[None]:
+    return Response(None, headers={"content-type": CONTENT_TYPE_LATEST})
 
 
 def origins_regex(patterns: list[str]) -> str:
@@ -101,4 +99,4 @@ def origins_regex(patterns: list[str]) -> str:
 
 
 def server_state(app: Litestar) -> ServerState:
-    return app.state.power  # type: ignore[no-any-return]
+    return state_of(app)

@@ -6,16 +6,17 @@ which is what each family's clients look for.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-import orjson
-from litestar import Response
+import msgspec
+from litestar import Request, Response
 from litestar.response import Stream
 
-from a3s_power.errors import PowerError
+from a3s_power.errors import Cancelled, PowerError
 
 log = logging.getLogger(__name__)
 NDJSON = "application/x-ndjson"
@@ -30,7 +31,7 @@ def now_rfc3339() -> str:
 
 
 def ndjson_line(obj: Any) -> bytes:
-    return orjson.dumps(obj) + b"\n"
+    return msgspec.json.encode(obj) + b"\n"
 
 
 def last_event(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,15 +73,49 @@ async def stream_after_first(
     return Stream(body(), media_type=media_type, headers=headers)
 
 
+T = TypeVar("T")
+
+
+async def until_disconnect(request: Request[Any, Any, Any] | None, work: Awaitable[T]) -> T:
+    """Await `work` (a whole, non-streamed answer) unless the client goes away first: then it is
+    cancelled (which cancels the engine request and frees its slot) and `Cancelled` is raised.
+    Call it after the request body has been read."""
+    task = asyncio.ensure_future(work)
+    if request is None:
+        return await task
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its cleanup (engine cancel, runner release) has run
+    if task.cancelled():
+        log.info("client disconnected before its %s %s answer; cancelled", request.method, request.url.path)
+        raise Cancelled("client disconnected")
+    return task.result()
+
+
+async def _collect(events: AsyncIterator[E]) -> list[E]:
+    return [event async for event in events]
+
+
 async def respond(
     events: AsyncIterator[dict[str, Any]],
     stream: bool,
     combine: Callable[[list[dict[str, Any]]], dict[str, Any]] = last_event,
+    request: Request[Any, Any, Any] | None = None,
 ) -> Response[Any]:
     """Stream NDJSON (a failure after the first line: a final `{"error": …}` line), or (stream
-    false) answer `combine(all events)` as one JSON object."""
+    false) answer `combine(all events)` as one JSON object (cancelled if the client leaves)."""
     if not stream:
-        collected = [event async for event in events]
+        collected = await until_disconnect(request, _collect(events))
         return Response(combine(collected), media_type="application/json")
     return await stream_after_first(
         events,
@@ -95,7 +130,7 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 
 
 def sse_event(obj: Any) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
+    return b"data: " + msgspec.json.encode(obj) + b"\n\n"
 
 
 async def sse_respond(
@@ -114,7 +149,7 @@ async def sse_respond(
 
 
 def sse_named_event(name: str, obj: Any) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+    return b"event: " + name.encode() + b"\ndata: " + msgspec.json.encode(obj) + b"\n\n"
 
 
 async def sse_named_respond(

@@ -7,8 +7,8 @@ finished text pieces when the channel's eventfd becomes readable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Generator
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from a3s_power import _native
@@ -16,11 +16,37 @@ from a3s_power.errors import Busy, InvalidRequest, PowerError
 from a3s_power.runtime.loaded import LoadedModel
 
 
+@dataclass(frozen=True, slots=True)
+class RunnerOptions:
+    """The load-time part of the options (Ollama's `Options.Runner`): fixed when a model is
+    loaded; a request asking for other values reloads it. Field names match `LoadSpec`'s."""
+
+    num_ctx: int = 4096
+    num_batch: int = 2048
+    num_gpu: int = -1
+    num_thread: int = 0
+    use_mmap: bool = True
+
+
+def _native_field(name: str, *, convert: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """Field metadata: where the value goes in `_native.GenerateRequest` ("sampling.x" for the
+    sampler's parameters) and how it is converted on the way."""
+    return {"native": name, "convert": convert}
+
+
+def _logit_bias(value: dict[int, float]) -> list[tuple[int, float]]:
+    return [(int(k), float(v)) for k, v in value.items()]
+
+
 @dataclass
 class GenerationOptions:
-    """Ollama's runtime options (names as in Ollama's `options`)."""
+    """Ollama's options (names as in Ollama's `options`) with their defaults, in one place: the
+    sampling part, the request flags the services set, and the runner part (`runner`).
 
-    num_predict: int = -1
+    `to_request` carries every field to the engine by the metadata below (a field without
+    metadata goes to the sampler under its own name), so there is no second list to keep."""
+
+    num_predict: int = field(default=-1, metadata=_native_field("n_predict"))
     temperature: float = 0.8
     top_k: int = 40
     top_p: float = 0.9
@@ -35,61 +61,46 @@ class GenerationOptions:
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
     seed: int = -1
-    num_keep: int = 4
-    stop: list[str] = field(default_factory=list)
+    num_keep: int = field(default=4, metadata=_native_field("n_keep"))
+    stop: list[str] = field(default_factory=list, metadata=_native_field("stop", convert=list))
     ignore_eos: bool = False
-    logit_bias: dict[int, float] = field(default_factory=dict)
+    logit_bias: dict[int, float] = field(default_factory=dict, metadata=_native_field(
+        "sampling.logit_bias", convert=_logit_bias))  # fmt: skip
     grammar: str = ""
     grammar_lazy: bool = False  # the grammar applies from the first trigger on (tool calls)
-    grammar_triggers: list[str] = field(default_factory=list)
-    grammar_trigger_patterns: list[str] = field(default_factory=list)
-    preserved_tokens: list[str] = field(default_factory=list)
+    grammar_triggers: list[str] = field(default_factory=list, metadata=_native_field(
+        "sampling.trigger_words", convert=list))  # fmt: skip
+    grammar_trigger_patterns: list[str] = field(default_factory=list, metadata=_native_field(
+        "sampling.trigger_patterns", convert=list))  # fmt: skip
+    preserved_tokens: list[str] = field(default_factory=list, metadata=_native_field(
+        "sampling.preserved_tokens", convert=list))  # fmt: skip
     generation_prompt: str = ""  # what the template put after the conversation (grammar prefill)
     grammar_from_template: bool = False  # a tool-call grammar: it starts at the generation prompt
-    logprobs: bool = False
-    top_logprobs: int = 0
-    truncate: bool = True
-    shift: bool = True
-    cache_prompt: bool = True
-    lora_scales: list[float] = field(default_factory=list)
+    logprobs: bool = field(default=False, metadata=_native_field("logprobs"))
+    top_logprobs: int = field(default=0, metadata=_native_field("top_logprobs"))
+    truncate: bool = field(default=True, metadata=_native_field("truncate"))
+    shift: bool = field(default=True, metadata=_native_field("shift"))
+    cache_prompt: bool = field(default=True, metadata=_native_field("cache_prompt"))
+    lora_scales: list[float] = field(
+        default_factory=list, metadata=_native_field("lora_scales", convert=list)
+    )
+    runner: RunnerOptions = field(default_factory=RunnerOptions, metadata=_native_field(""))
 
     def to_request(self, prompt: list[int]) -> _native.GenerateRequest:
         req = _native.GenerateRequest()
         req.prompt = prompt
-        req.n_predict = self.num_predict
-        req.n_keep = self.num_keep
-        req.truncate = self.truncate
-        req.shift = self.shift
-        req.cache_prompt = self.cache_prompt
-        req.stop = list(self.stop)
+        sampling = req.sampling
+        for f in fields(self):
+            target = f.metadata.get("native", "sampling." + f.name)
+            if not target:  # the runner part went to the engine when the model was loaded
+                continue
+            value = getattr(self, f.name)
+            convert = f.metadata.get("convert")
+            value = convert(value) if convert is not None else value
+            owner, _, name = target.rpartition(".")
+            setattr(sampling if owner == "sampling" else req, name, value)
         req.logprobs = self.logprobs or self.top_logprobs > 0
-        req.top_logprobs = self.top_logprobs
-        req.lora_scales = list(self.lora_scales)
-        s = req.sampling
-        s.temperature = self.temperature
-        s.top_k = self.top_k
-        s.top_p = self.top_p
-        s.min_p = self.min_p
-        s.typical_p = self.typical_p
-        s.repeat_penalty = self.repeat_penalty
-        s.repeat_last_n = self.repeat_last_n
-        s.presence_penalty = self.presence_penalty
-        s.frequency_penalty = self.frequency_penalty
-        s.penalize_newline = self.penalize_newline
-        s.mirostat = self.mirostat
-        s.mirostat_tau = self.mirostat_tau
-        s.mirostat_eta = self.mirostat_eta
-        s.seed = self.seed
-        s.ignore_eos = self.ignore_eos
-        s.logit_bias = [(int(k), float(v)) for k, v in self.logit_bias.items()]
-        s.grammar = self.grammar
-        s.grammar_lazy = self.grammar_lazy
-        s.trigger_words = list(self.grammar_triggers)
-        s.trigger_patterns = list(self.grammar_trigger_patterns)
-        s.preserved_tokens = list(self.preserved_tokens)
-        s.generation_prompt = self.generation_prompt
-        s.grammar_from_template = self.grammar_from_template
-        req.sampling = s
+        req.sampling = sampling
         return req
 
 

@@ -30,8 +30,23 @@ class LoadedModel:
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
         return self.model.tokenize(text, add_special, parse_special)
 
-    def detokenize(self, tokens: list[int]) -> str:
-        return self.model.detokenize(tokens)
+    def detokenize(self, tokens: list[int], *, unparse_special: bool = False) -> str:
+        return self.model.detokenize(tokens, False, unparse_special)
+
+    def fim_tokens(self) -> tuple[int, int, int] | None:
+        """The model's fill-in-the-middle tokens (prefix, suffix, middle), None without them:
+        the GGUF's `tokenizer.ggml.fim_*_token_id`, else the special tokens the common FIM
+        vocabularies name (StarCoder, Qwen, DeepSeek, CodeLlama)."""
+        metadata = self.info.metadata
+        ids = [metadata.get(f"tokenizer.ggml.fim_{part}_token_id", "") for part in ("pre", "suf", "mid")]
+        if all(i.strip().isdigit() for i in ids):
+            pre, suf, mid = (int(i) for i in ids)
+            return pre, suf, mid
+        for names in _FIM_NAMES:
+            found = [self.model.tokenize(name, False, True) for name in names]
+            if all(len(t) == 1 for t in found):
+                return found[0][0], found[1][0], found[2][0]
+        return None
 
     def render_chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> _native.ChatRender:
         kwargs.setdefault("template_override", self.template_override)
@@ -61,6 +76,14 @@ class LoadedModel:
     def close(self) -> None:
         self.engine.shutdown("model unloaded")
 
+
+_FIM_NAMES = (
+    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
+    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
+    ("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"),
+    ("▁<PRE>", "▁<SUF>", "▁<MID>"),
+)
+ChatRender = _native.ChatRender  # a rendered conversation: prompt, grammar, parser, stops
 
 _POOLING = {"none": 0, "mean": 1, "cls": 2, "last": 3, "rank": 4}
 

@@ -103,7 +103,7 @@ def test_forced_tool_use_round_trip(client: Any, tools_model: str) -> None:
             },
         ],
     )
-    assert follow.content and follow.usage.input_tokens > reply.usage.input_tokens
+    assert follow.content and _prompt_size(follow.usage) > _prompt_size(reply.usage)
 
 
 def test_streamed_tool_use_is_an_input_json_delta(client: Any, tools_model: str) -> None:
@@ -148,3 +148,8 @@ def test_anthropic_error_envelope(server: LiveServer, client: Any) -> None:
         server.url + "/v1/messages", json={"model": MODEL, "max_tokens": 4, "messages": []}, timeout=30
     )
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+
+
+def _prompt_size(usage: anthropic.types.Usage) -> int:
+    """Anthropic counts the prompt in two parts: evaluated, and read from the (prefix) cache."""
+    return usage.input_tokens + (usage.cache_read_input_tokens or 0)

@@ -26,3 +26,14 @@ class MessagesRequest(msgspec.Struct):
     tool_choice: dict[str, Any] | None = None
     thinking: Thinking | None = None
     metadata: dict[str, Any] | None = None
+    debug_render_only: bool = msgspec.field(default=False, name="_debug_render_only")
+
+
+class Usage(msgspec.Struct):
+    """`input_tokens` are the prompt tokens evaluated, `cache_read_input_tokens` those reused
+    from the KV cache (a matching prefix of an earlier request)."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0

@@ -1,4 +1,4 @@
-"""Anthropic's Messages API on the neutral inference run: content blocks in (text, thinking,
+"""Anthropic's Messages API, a translator in front of the chat pipeline: content blocks in (text, thinking,
 tool_use, tool_result), content blocks out, and the SSE event sequence Anthropic's SDK expects.
 
 Beyond Ollama's compatibility layer: `tool_choice` is honoured (auto / any / tool / none; a forced
@@ -14,30 +14,25 @@ from typing import Any
 
 import orjson
 
-from a3s_power.api.anthropic.protocol import MessagesRequest
-from a3s_power.api.inference import (
-    Generation,
-    Prompt,
-    ReplyEnd,
-    collect_reply,
-    render_prompt,
-    run_reply,
-    wants_parsing,
-)
-from a3s_power.api.scheduling import prepare, require, resolve
+from a3s_power.api.anthropic.protocol import MessagesRequest, Usage
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
-from a3s_power.runtime.loaded import LoadedModel
+from a3s_power.service import chat as pipeline
+from a3s_power.service.chat import ReplyEnd
+from a3s_power.service.job import ChatJob, ChatMessage, ToolCall, ToolChoice, function_tool
+from a3s_power.service.state import ServerState
 
 Event = dict[str, Any]
 
 
-def _text_of(content: Any) -> str:
+def _text_of(content: Any, where: str = "content") -> str:
     """A `string | [blocks]` field's text (text blocks joined)."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
+    if not isinstance(content, list):
+        raise InvalidRequest(f"{where}: expected a string or an array of content blocks")
     parts = []
     for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
@@ -48,30 +43,34 @@ def _text_of(content: Any) -> str:
     return "\n".join(parts)
 
 
-def _messages(req: MessagesRequest) -> list[dict[str, Any]]:
-    """Anthropic messages → the OpenAI-shaped list llama.cpp's templates take."""
+def _messages(req: MessagesRequest) -> list[ChatMessage]:
+    """Anthropic messages → the pipeline's."""
     if not req.messages:
         raise InvalidRequest("messages: at least one message is required")
-    out: list[dict[str, Any]] = []
-    system = _text_of(req.system)
+    out: list[ChatMessage] = []
+    system = _text_of(req.system, "system")
     if system:
-        out.append({"role": "system", "content": system})
+        out.append(ChatMessage("system", system))
     for message in req.messages:
+        if not isinstance(message, dict):
+            raise InvalidRequest("messages: each message must be an object")
         role = str(message.get("role", "")).lower()
         content = message.get("content")
         if role == "system":  # newer Claude Code sends system turns inside messages
-            out.append({"role": "system", "content": _text_of(content)})
+            out.append(ChatMessage("system", _text_of(content)))
             continue
         if role not in ("user", "assistant"):
             raise InvalidRequest(f"messages: unexpected role {role!r}")
         if isinstance(content, str):
-            out.append({"role": role, "content": content})
+            out.append(ChatMessage(role, content))
             continue
+        if not isinstance(content, list):
+            raise InvalidRequest("messages.content: expected a string or an array of content blocks")
         texts: list[str] = []
         thinking: list[str] = []
-        calls: list[dict[str, Any]] = []
-        for block in content or []:
-            kind = block.get("type")
+        calls: list[ToolCall] = []
+        for block in content:
+            kind = block.get("type") if isinstance(block, dict) else None
             if kind == "text":
                 texts.append(str(block.get("text", "")))
             elif kind == "thinking":
@@ -79,53 +78,34 @@ def _messages(req: MessagesRequest) -> list[dict[str, Any]]:
             elif kind == "redacted_thinking":
                 continue
             elif kind == "tool_use":
-                arguments = orjson.dumps(block.get("input") or {}).decode()
+                arguments = block.get("input") or {}
+                if not isinstance(arguments, dict):
+                    raise InvalidRequest("messages: tool_use input must be an object")
                 calls.append(
-                    {
-                        "id": block.get("id", ""),
-                        "type": "function",
-                        "function": {"name": block.get("name", ""), "arguments": arguments},
-                    }
+                    ToolCall(str(block.get("name", "")), arguments, str(block.get("id", "")), len(calls))
                 )
             elif kind == "tool_result":
-                out.append(
-                    {
-                        "role": "tool",
-                        "tool_call_id": block.get("tool_use_id", ""),
-                        "content": _text_of(block.get("content")),
-                    }
-                )
+                out.append(ChatMessage("tool", _text_of(block.get("content")),
+                                       tool_call_id=str(block.get("tool_use_id", ""))))  # fmt: skip
             elif kind == "image":
                 raise Unsupported("images are not supported yet")
             else:
                 raise InvalidRequest(f"messages: unsupported content block type {kind!r}")
         if texts or thinking or calls or role == "assistant":
-            item: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
-            if thinking:
-                item["reasoning_content"] = "\n".join(thinking)
-            if calls:
-                item["tool_calls"] = calls
-            out.append(item)
+            out.append(ChatMessage(role, "\n".join(texts), "\n".join(thinking), calls))
     return out
 
 
-def _tools(req: MessagesRequest) -> tuple[list[dict[str, Any]] | None, str]:
-    """Anthropic tools and tool_choice → OpenAI-shaped tools and llama.cpp's tool_choice."""
+def _tools(req: MessagesRequest) -> tuple[list[dict[str, Any]], ToolChoice]:
+    """Anthropic tools and tool_choice → OpenAI-shaped tools and the pipeline's tool_choice."""
     tools: list[dict[str, Any]] = [
-        {
-            "type": "function",
-            "function": {
-                "name": t.get("name", ""),
-                "description": t.get("description", ""),
-                "parameters": t.get("input_schema") or {"type": "object"},
-            },
-        }
+        function_tool(str(t.get("name", "")), str(t.get("description", "")), t.get("input_schema"))
         for t in req.tools or []
         if t.get("name") and "input_schema" in t  # server tools (web_search, …) are not ours to run
     ]
     choice = (req.tool_choice or {}).get("type", "auto")
     if not tools or choice == "auto":
-        return tools or None, "auto"
+        return tools, "auto"
     if choice == "none":
         return tools, "none"
     if choice == "any":
@@ -142,6 +122,8 @@ def _tools(req: MessagesRequest) -> tuple[list[dict[str, Any]] | None, str]:
 def _options(req: MessagesRequest) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if req.max_tokens is not None:
+        if req.max_tokens < 1:
+            raise InvalidRequest(f"max_tokens: must be at least 1, got {req.max_tokens}")
         options["num_predict"] = req.max_tokens
     for key, value in (("temperature", req.temperature), ("top_p", req.top_p), ("top_k", req.top_k)):
         if value is not None:
@@ -153,32 +135,30 @@ def _options(req: MessagesRequest) -> dict[str, Any]:
 
 @dataclass
 class MessagesRun:
-    job: Generation
+    plan: pipeline.ChatPlan
     model: str
     id: str = field(default_factory=lambda: "msg_" + secrets.token_hex(12))
 
 
-def prepare_messages(state: Any, req: MessagesRequest) -> MessagesRun:
-    model = resolve(state, req.model)
-    require(model, "completion", "chat")
-    messages = _messages(req)
+def messages_job(req: MessagesRequest) -> ChatJob:
     tools, tool_choice = _tools(req)
-    if tools and tool_choice != "none":
-        require(model, "tools", "tools")
-    thinks = "thinking" in model.capabilities
     think: bool | None = None
     if req.thinking is not None:  # a model that cannot think drops the request silently (Ollama)
-        think = req.thinking.type == "enabled" and thinks
-    if model.view.system and not any(m["role"] == "system" for m in messages):
-        messages.insert(0, {"role": "system", "content": model.view.system})
-    gen, spec = prepare(state, model, _options(req))
+        think = req.thinking.type == "enabled"
+    return ChatJob(
+        model=req.model,
+        messages=_messages(req),
+        tools=tools,
+        tool_choice=tool_choice,
+        think=think,
+        options=_options(req),
+        drop_unsupported_think=True,
+        debug_render_only=req.debug_render_only,
+    )
 
-    def build(loaded: LoadedModel) -> Prompt:
-        return render_prompt(model, loaded, messages, tools=tools, tool_choice=tool_choice, think=think)
 
-    force = bool(tools) and tool_choice == "required" and not (thinks and think is not False)
-    job = Generation(model, spec, gen, None, build, wants_parsing(model, think, tools), thinks, force)
-    return MessagesRun(job, req.model)
+def prepare_messages(state: ServerState, req: MessagesRequest) -> MessagesRun:
+    return MessagesRun(pipeline.plan_chat(state, messages_job(req)), req.model)
 
 
 def _stop_reason(end: ReplyEnd) -> str:
@@ -187,11 +167,13 @@ def _stop_reason(end: ReplyEnd) -> str:
     return "tool_use" if end.tool_calls_sent else "end_turn"
 
 
-def _usage(end: ReplyEnd) -> Event:
-    return {
-        "input_tokens": end.completion.prompt_tokens,
-        "output_tokens": end.completion.eval_count,
-    }
+def _usage(end: ReplyEnd) -> Usage:
+    """Anthropic's input_tokens counts only what was not read from the cache."""
+    return Usage(
+        input_tokens=end.completion.prompt_eval_count,
+        output_tokens=end.completion.eval_count,
+        cache_read_input_tokens=end.cached_tokens,
+    )
 
 
 def _tool_use_block(call: dict[str, Any]) -> Event:
@@ -204,8 +186,12 @@ def _tool_use_block(call: dict[str, Any]) -> Event:
     }
 
 
-async def message(state: Any, run: MessagesRun) -> Event:
-    whole, end = await collect_reply(state, run.job)
+async def message(state: ServerState, run: MessagesRun) -> Event:
+    if run.plan.job.debug_render_only:
+        prompt = await pipeline.render_only(state, run.plan.job)
+        return {"id": run.id, "type": "message", "role": "assistant", "model": run.model, "content": [],
+                "_debug_info": {"rendered_template": prompt.text, "image_count": 0}}  # fmt: skip
+    whole, end, _ = await pipeline.collect_chat(state, run.plan)
     content: list[Event] = []
     if whole.thinking:
         content.append({"type": "thinking", "thinking": whole.thinking, "signature": ""})
@@ -291,9 +277,8 @@ class BlockStream:
         return events + self._close()
 
 
-async def message_events(state: Any, run: MessagesRun) -> AsyncIterator[tuple[str, Event]]:
-    """message_start, content blocks, message_delta (stop reason, usage), message_stop."""
-    yield (
+def _message_start(run: MessagesRun) -> tuple[str, Event]:
+    return (
         "message_start",
         {
             "type": "message_start",
@@ -309,8 +294,17 @@ async def message_events(state: Any, run: MessagesRun) -> AsyncIterator[tuple[st
             },
         },
     )
+
+
+async def message_events(state: ServerState, run: MessagesRun) -> AsyncIterator[tuple[str, Event]]:
+    """message_start (with the first pipeline event, so earlier errors keep their status),
+    content blocks, message_delta (stop reason, usage), message_stop."""
     blocks = BlockStream()
-    async for item in run_reply(state, run.job):
+    started = False
+    async for item in pipeline.run_chat(state, run.plan):
+        if not started:
+            started = True
+            yield _message_start(run)
         for event in blocks.feed(item.delta):
             yield event
         if isinstance(item, ReplyEnd):

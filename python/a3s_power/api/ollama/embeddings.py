@@ -7,20 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from a3s_power.api.embedding import embed_texts
 from a3s_power.api.ollama.protocol import EmbeddingsRequest, EmbedRequest
-from a3s_power.api.scheduling import (
-    keep_alive_of,
-    load_or_unload,
-    prepare,
-    resolve,
-)
 from a3s_power.errors import InvalidRequest
+from a3s_power.service.embedding import embed_texts
+from a3s_power.service.models import keep_alive_of, load_or_unload, load_plan, resolve
+from a3s_power.service.state import ServerState
 
 Event = dict[str, Any]
 
 
-async def embed(state: Any, req: EmbedRequest) -> Event:
+async def embed(state: ServerState, req: EmbedRequest) -> Event:
     started = time.perf_counter_ns()
     model = resolve(state, req.model)
     keep_alive = keep_alive_of(req.keep_alive)
@@ -33,7 +29,7 @@ async def embed(state: Any, req: EmbedRequest) -> Event:
     if req.dimensions < 0:
         raise InvalidRequest("dimensions must be a positive integer")
     if not texts:
-        _, spec = prepare(state, model, req.options, embedding=True)
+        _, spec = load_plan(state, model, req.options, embedding=True)
         await load_or_unload(state, model, spec, keep_alive)
         return {"model": req.model, "embeddings": []}
     truncate = True if req.truncate is None else req.truncate
@@ -54,12 +50,12 @@ async def embed(state: Any, req: EmbedRequest) -> Event:
     return {k: v for k, v in body.items() if v or k == "embeddings"}
 
 
-async def embeddings_legacy(state: Any, req: EmbeddingsRequest) -> Event:
+async def embeddings_legacy(state: ServerState, req: EmbeddingsRequest) -> Event:
     """`/api/embeddings`: one prompt, an unnormalized vector under `embedding`."""
     model = resolve(state, req.model)
     keep_alive = keep_alive_of(req.keep_alive)
     if not req.prompt:
-        _, spec = prepare(state, model, req.options, embedding=True)
+        _, spec = load_plan(state, model, req.options, embedding=True)
         await load_or_unload(state, model, spec, keep_alive)
         return {"embedding": []}
     vectors, _, _ = await embed_texts(

@@ -1,60 +1,58 @@
-"""`/api/generate` and `/api/chat`: render the prompt, run it, and turn the reply into Ollama's
-chunks (`response` / `message.content`, `thinking`, `tool_calls`), then a final chunk with metrics.
+"""`/api/generate` and `/api/chat`: Ollama's wire ↔ the chat pipeline (`service.chat`).
 
-When the model can think or the request has tools, llama.cpp's chat parser for the rendered
-conversation splits the reply (`a3s_power.chat.reply`); otherwise text goes out as it comes.
+The request becomes a `ChatJob`; the pipeline's events become Ollama's chunks (`response` /
+`message.content`, `thinking`, `tool_calls`), then a final chunk with done_reason and metrics.
 """
 
 from __future__ import annotations
 
-import time
+import base64
+import binascii
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-import orjson
-
-from a3s_power.api.inference import (
-    Generation,
-    Prompt,
-    ReplyPiece,
-    go_template_prompt,
-    logprobs_wire,
-    render_prompt,
-    run_reply,
-    set_request_flags,
-    wants_parsing,
-)
-from a3s_power.api.ollama.protocol import ChatRequest, GenerateRequest, Message
-from a3s_power.api.scheduling import (
-    check_logprobs,
-    check_think,
-    keep_alive_of,
-    load_or_unload,
-    prepare,
-    require,
-    resolve,
+from a3s_power.api.ollama.protocol import (
+    ChatRequest,
+    DebugInfo,
+    GenerateRequest,
+    Logprob,
+    Message,
+    TopLogprob,
+    WireToolCall,
 )
 from a3s_power.api.streaming import now_rfc3339
-from a3s_power.chat.gotemplate import (
-    GoTemplateError,
-    GoTemplateExecError,
-    is_go_template,
-    render_go_template,
-)
 from a3s_power.chat.reply import ReplyDelta
-from a3s_power.errors import InvalidRequest, Unsupported
-from a3s_power.runtime.generation import Completion
-from a3s_power.runtime.loaded import LoadedModel
+from a3s_power.errors import InvalidRequest
+from a3s_power.runtime.generation import Chunk, Completion
+from a3s_power.service import chat as pipeline
+from a3s_power.service.job import ChatJob, ChatMessage, ContentPart, ToolCall
+from a3s_power.service.models import keep_alive_of
+from a3s_power.service.state import ServerState
 
 Event = dict[str, Any]
 Shape = Callable[[ReplyDelta], Event]
 
 
-def _metrics(final: Completion, started: int, load_duration: int) -> dict[str, Any]:
-    """Ollama's metrics; zero values are omitted (`omitempty`)."""
+def logprobs_wire(chunk: Chunk, top: int) -> list[Logprob]:
+    """Logprobs of the tokens in one engine chunk (the same objects in Ollama's and OpenAI's wire
+    formats)."""
+    out = []
+    for lp in chunk.logprobs or []:
+        item = Logprob(lp.text.decode("utf-8", errors="replace"), lp.logprob, list(lp.text))
+        if top > 0:
+            item.top_logprobs = [
+                TopLogprob(text.decode("utf-8", errors="replace"), value, list(text))
+                for _, text, value in lp.top[:top]
+            ]
+        out.append(item)
+    return out
+
+
+def _metrics(final: Completion, end: pipeline.ReplyEnd) -> Event:
+    """Ollama's metrics; zero values are omitted (`omitempty`); load_duration is never 0."""
     values = {
-        "total_duration": time.perf_counter_ns() - started,
-        "load_duration": load_duration,
+        "total_duration": end.total_duration,
+        "load_duration": end.load_duration,
         # Ollama (llama-server's cache_n + prompt_n): every prompt token, reused ones included
         "prompt_eval_count": final.prompt_tokens,
         "prompt_eval_duration": final.prompt_eval_duration,
@@ -64,52 +62,60 @@ def _metrics(final: Completion, started: int, load_duration: int) -> dict[str, A
     return {k: v for k, v in values.items() if v}
 
 
-def _wire_messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
-    """Ollama messages → the OpenAI-shaped list llama.cpp's chat templates take."""
-    out: list[dict[str, Any]] = []
+def job_messages(messages: Iterable[Message]) -> list[ChatMessage]:
+    """Ollama messages → the pipeline's messages."""
+    out: list[ChatMessage] = []
     for message in messages:
-        if message.images:
-            raise Unsupported("images are not supported yet")
-        item: dict[str, Any] = {"role": message.role.lower(), "content": message.content}
-        if message.thinking:
-            item["reasoning_content"] = message.thinking
-        if message.tool_calls:
-            item["tool_calls"] = [
-                {
-                    "type": "function",
-                    "id": call.get("id") or f"call_{i}",
-                    "function": {
-                        "name": call.get("function", {}).get("name", ""),
-                        "arguments": orjson.dumps(call.get("function", {}).get("arguments", {})).decode(),
-                    },
-                }
-                for i, call in enumerate(message.tool_calls)
-            ]
-        if message.tool_name:
-            item["name"] = message.tool_name
-        if message.tool_call_id:
-            item["tool_call_id"] = message.tool_call_id
-        out.append(item)
+        calls = [
+            ToolCall(
+                name=str((call.get("function") or {}).get("name", "")),
+                arguments=dict((call.get("function") or {}).get("arguments") or {}),
+                id=str(call.get("id") or ""),
+                index=i,
+            )
+            for i, call in enumerate(message.tool_calls or [])
+        ]
+        out.append(
+            ChatMessage(
+                role=message.role.lower(),
+                content=message.content,
+                thinking=message.thinking or "",
+                tool_calls=calls,
+                tool_name=message.tool_name or "",
+                tool_call_id=message.tool_call_id or "",
+                parts=image_parts(message.images),
+            )
+        )
     return out
 
 
+def image_parts(images: list[str] | None) -> list[ContentPart]:
+    """Ollama's images: plain standard base64."""
+    parts = []
+    for image in images or []:
+        try:
+            parts.append(ContentPart("image", data=base64.b64decode(image, validate=True)))
+        except binascii.Error as exc:
+            raise InvalidRequest(f"illegal base64 data: {exc}") from None
+    return parts
+
+
+def _wire_calls(calls: list[dict[str, Any]]) -> list[WireToolCall]:
+    return [WireToolCall(function=c["function"], id=c.get("id") or None) for c in calls]
+
+
 async def _ollama_events(
-    state: Any,
-    job: Generation,
-    requested: str,
-    shape: Shape,
-    final_extra: Callable[[Completion], Event],
-    started: int,
+    state: ServerState, job: ChatJob, shape: Shape, final_extra: Callable[[Completion], Event]
 ) -> AsyncIterator[Event]:
-    want_logprobs = job.gen.logprobs or job.gen.top_logprobs > 0
-    async for item in run_reply(state, job):
-        head = {"model": requested, "created_at": now_rfc3339()}
-        if isinstance(item, ReplyPiece):
+    want_logprobs = job.logprobs or job.top_logprobs > 0
+    async for item in pipeline.run_chat(state, job):
+        head = {"model": job.model, "created_at": now_rfc3339()}
+        if isinstance(item, pipeline.ReplyPiece):
             if not item.delta and not want_logprobs:
                 continue
             chunk: Event = {**head, **shape(item.delta), "done": False}
             if want_logprobs:
-                chunk["logprobs"] = logprobs_wire(item.chunk, job.gen.top_logprobs)
+                chunk["logprobs"] = logprobs_wire(item.chunk, job.top_logprobs)
             yield chunk
         else:
             yield {
@@ -118,7 +124,7 @@ async def _ollama_events(
                 "done": True,
                 "done_reason": item.completion.done_reason,
                 **final_extra(item.completion),
-                **_metrics(item.completion, started, item.load_duration),
+                **_metrics(item.completion, item),
             }
 
 
@@ -134,10 +140,23 @@ def _combine(events: list[Event], delta_of: Callable[[Event], ReplyDelta], shape
     return final
 
 
-def _done_event(requested: str, shape: Shape, reason: str) -> Event:
+def _done_event(model: str, shape: Shape, reason: str) -> Event:
     """The single answer to a load (empty prompt) or unload (keep_alive 0) request."""
-    return {"model": requested, "created_at": now_rfc3339(), **shape(ReplyDelta()), "done": True,
-            "done_reason": reason}  # fmt: skip
+    return {
+        "model": model,
+        "created_at": now_rfc3339(),
+        **shape(ReplyDelta()),
+        "done": True,
+        "done_reason": reason,
+    }
+
+
+async def _debug_event(state: ServerState, job: ChatJob, shape: Shape) -> Event:
+    """`_debug_render_only`: the rendered prompt, nothing generated."""
+    prompt = await pipeline.render_only(state, job)
+    image_count = sum(len(m.images) for m in job.messages)
+    return {"model": job.model, "created_at": now_rfc3339(), **shape(ReplyDelta()), "done": False,
+            "_debug_info": DebugInfo(prompt.text, image_count)}  # fmt: skip
 
 
 def _no_extra(_: Completion) -> Event:
@@ -149,60 +168,41 @@ def _generate_shape(delta: ReplyDelta) -> Event:
     return {"response": delta.content, **({"thinking": delta.thinking} if delta.thinking else {})}
 
 
-async def generate_events(state: Any, req: GenerateRequest) -> AsyncIterator[Event]:
-    started = time.perf_counter_ns()
-    model = resolve(state, req.model)
-    require(model, "completion", "generate")
-    if req.raw and (req.template or req.system or req.context):
-        raise InvalidRequest("raw mode does not support template, system, or context")
-    check_logprobs(req.top_logprobs)
-    check_think(model, req.think)
-    go_template = req.template or model.view.template or ""
-    if req.suffix and not (is_go_template(go_template) and "insert" in model.capabilities):
-        raise InvalidRequest(f"{model.key} does not support insert")
-    if req.images:
-        require(model, "vision", "vision")
-        raise Unsupported("images are not supported yet")
-    keep_alive = keep_alive_of(req.keep_alive)
-    gen, spec = prepare(state, model, req.options)
-    if not req.prompt:
-        yield _done_event(req.model, _generate_shape, await load_or_unload(state, model, spec, keep_alive))
+def generate_job(req: GenerateRequest) -> ChatJob:
+    messages = [ChatMessage("system", req.system)] if req.system else []
+    messages.append(ChatMessage("user", req.prompt, parts=image_parts(req.images)))
+    return ChatJob(
+        model=req.model,
+        messages=messages,
+        think=req.think,
+        format=req.format,
+        options=dict(req.options or {}),
+        keep_alive=keep_alive_of(req.keep_alive),
+        logprobs=req.logprobs,
+        top_logprobs=req.top_logprobs,
+        truncate=req.truncate,
+        shift=req.shift,
+        prompt_mode=True,
+        raw=req.raw,
+        suffix=req.suffix,
+        template=req.template,
+        context=req.context,
+        what="generate",
+        debug_render_only=req.debug_render_only,
+    )
+
+
+async def generate_events(state: ServerState, req: GenerateRequest) -> AsyncIterator[Event]:
+    job = generate_job(req)
+    if not req.prompt and not req.suffix:
+        pipeline.plan_chat(state, job)  # the request's own errors first (think, top_logprobs)
+        yield _done_event(req.model, _generate_shape, await pipeline.load_only(state, job))
         return
-    set_request_flags(gen, req.format, req.logprobs, req.top_logprobs, req.truncate, req.shift)
-
-    def build(loaded: LoadedModel) -> Prompt:
-        if req.raw:  # verbatim, special tokens included (as llama-server's /completion reads it)
-            return Prompt(loaded.tokenize(req.prompt, add_special=True, parse_special=True), [])
-        system = req.system if req.system is not None else model.view.system
-        messages = [{"role": "system", "content": system}] if system else []
-        if req.template or (req.suffix and is_go_template(go_template)):
-            # Ollama's direct execution: [system, the model's MESSAGEs unless `context`, prompt]
-            # through the request's template (Go, or Jinja); a suffix runs `.Prompt`/`.Suffix`.
-            history = [] if req.context else [dict(m) for m in model.view.messages]
-            messages += [*history, {"role": "user", "content": req.prompt}]
-            if req.suffix:
-                text = render_go_template(go_template, None, [], prompt=req.prompt, suffix=req.suffix,
-                                          think=req.think)  # fmt: skip
-                prompt = go_template_prompt(loaded, text)
-            else:
-                try:
-                    prompt = render_prompt(model, loaded, messages, think=req.think, template=req.template)
-                except GoTemplateError as exc:  # Ollama parses the request's template here: 500
-                    raise GoTemplateExecError(str(exc)) from None
-            if req.context:
-                prompt.tokens = list(req.context) + prompt.tokens
-            return prompt
-        prompt = render_prompt(
-            model, loaded, [*messages, {"role": "user", "content": req.prompt}], think=req.think
-        )
-        if req.context:
-            prompt.tokens = list(req.context) + prompt.tokens
-        return prompt
-
-    job = Generation(model, spec, gen, keep_alive, build,
-                     parse_reply=not req.raw and wants_parsing(model, req.think, None))  # fmt: skip
-    async for event in _ollama_events(state, job, req.model, _generate_shape,
-                                      lambda done: {"context": done.context}, started):  # fmt: skip
+    if job.debug_render_only:
+        yield await _debug_event(state, job, _generate_shape)
+        return
+    async for event in _ollama_events(state, job, _generate_shape,
+                                      lambda done: {} if req.raw else {"context": done.context}):  # fmt: skip
         yield event
 
 
@@ -218,42 +218,42 @@ def _chat_shape(delta: ReplyDelta) -> Event:
     if delta.thinking:
         message["thinking"] = delta.thinking
     if delta.tool_calls:
-        message["tool_calls"] = delta.tool_calls
+        message["tool_calls"] = _wire_calls(delta.tool_calls)
     return {"message": message}
 
 
 def _chat_delta(event: Event) -> ReplyDelta:
     message = event.get("message", {})
-    return ReplyDelta(message.get("content", ""), message.get("thinking", ""), message.get("tool_calls", []))
+    calls = [{"id": c.id, "function": c.function} for c in message.get("tool_calls", [])]
+    return ReplyDelta(message.get("content", ""), message.get("thinking", ""), calls)
 
 
-async def chat_events(state: Any, req: ChatRequest) -> AsyncIterator[Event]:
-    started = time.perf_counter_ns()
-    model = resolve(state, req.model)
-    require(model, "completion", "chat")
-    check_logprobs(req.top_logprobs)
-    check_think(model, req.think)
-    if req.tools:
-        require(model, "tools", "tools")
-    if any(m.images for m in req.messages):
-        require(model, "vision", "vision")
-    keep_alive = keep_alive_of(req.keep_alive)
-    gen, spec = prepare(state, model, req.options)
+def chat_job(req: ChatRequest) -> ChatJob:
+    return ChatJob(
+        model=req.model,
+        messages=job_messages(req.messages),
+        tools=list(req.tools or []),
+        think=req.think,
+        format=req.format,
+        options=dict(req.options or {}),
+        keep_alive=keep_alive_of(req.keep_alive),
+        logprobs=req.logprobs,
+        top_logprobs=req.top_logprobs,
+        truncate=req.truncate,
+        shift=req.shift,
+        debug_render_only=req.debug_render_only,
+    )
+
+
+async def chat_events(state: ServerState, req: ChatRequest) -> AsyncIterator[Event]:
+    job = chat_job(req)
     if not req.messages:
-        yield _done_event(req.model, _chat_shape, await load_or_unload(state, model, spec, keep_alive))
+        yield _done_event(req.model, _chat_shape, await pipeline.load_only(state, job))
         return
-    messages = _wire_messages(req.messages)
-    if model.view.system and not any(m["role"] == "system" for m in messages):
-        messages.insert(0, {"role": "system", "content": model.view.system})
-    messages = _wire_messages(Message(**m) for m in model.view.messages) + messages
-    set_request_flags(gen, req.format, req.logprobs, req.top_logprobs, req.truncate, req.shift)
-
-    def build(loaded: LoadedModel) -> Prompt:
-        return render_prompt(model, loaded, messages, tools=req.tools, think=req.think)
-
-    parse = wants_parsing(model, req.think, req.tools)
-    job = Generation(model, spec, gen, keep_alive, build, parse, "thinking" in model.capabilities)
-    async for event in _ollama_events(state, job, req.model, _chat_shape, _no_extra, started):
+    if job.debug_render_only:
+        yield await _debug_event(state, job, _chat_shape)
+        return
+    async for event in _ollama_events(state, job, _chat_shape, _no_extra):
         yield event
 
 

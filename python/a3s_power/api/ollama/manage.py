@@ -7,7 +7,7 @@ true), a JSON object for tags/show, an empty 200 for copy/delete, a bare status 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import Request, Response, delete, get, head, post
 from litestar.params import FromPath
@@ -23,15 +23,13 @@ from a3s_power.api.ollama.manage_protocol import (
     TransferRequest,
 )
 from a3s_power.api.streaming import respond
-
-if TYPE_CHECKING:  # app.py imports this module
-    from a3s_power.api.app import ServerState
+from a3s_power.service.state import ServerState, state_of
 
 JSON = "application/json"
 
 
 def _state(request: Request[Any, Any, Any]) -> ServerState:
-    return request.app.state.power  # type: ignore[no-any-return]
+    return state_of(request)
 
 
 def _empty(status: int = HTTP_200_OK) -> Response[bytes]:

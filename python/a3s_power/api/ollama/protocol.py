@@ -34,6 +34,7 @@ class _Generation(msgspec.Struct):
     shift: bool | None = None
     logprobs: bool = False
     top_logprobs: int = 0
+    debug_render_only: bool = msgspec.field(default=False, name="_debug_render_only")
 
 
 class GenerateRequest(_Generation):
@@ -67,3 +68,33 @@ class EmbeddingsRequest(msgspec.Struct):
     prompt: str = ""
     keep_alive: float | str | None = None
     options: dict[str, Any] | None = None
+
+
+# -- response pieces ------------------------------------------------------------------------------
+class TopLogprob(msgspec.Struct):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class Logprob(msgspec.Struct, omit_defaults=True):
+    """`{token, logprob, bytes[, top_logprobs]}` (the same objects in OpenAI's wire format)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[TopLogprob] | None = None
+
+
+class WireToolCall(msgspec.Struct, omit_defaults=True):
+    """A parsed call: `{"id"?, "function": {"index", "name", "arguments": {…}}}`."""
+
+    function: dict[str, Any]
+    id: str | None = None
+
+
+class DebugInfo(msgspec.Struct):
+    """`_debug_render_only`'s answer: the prompt as rendered, and how many images it carries."""
+
+    rendered_template: str
+    image_count: int = 0

@@ -8,19 +8,20 @@ from litestar import Request, Response, get, head, post
 from litestar.response import Stream
 
 from a3s_power import __version__
-from a3s_power.api import embedding
 from a3s_power.api.auth import PUBLIC
 from a3s_power.api.errors import decode_body
 from a3s_power.api.ollama import embeddings as embedding_service
 from a3s_power.api.ollama import generation, running
 from a3s_power.api.ollama.protocol import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
 from a3s_power.api.streaming import respond
+from a3s_power.service import embedding
+from a3s_power.service.state import ServerState, state_of
 
 OLLAMA_API_VERSION = "0.33.0"  # what Ollama clients compare against (`ollama -v`, Open WebUI)
 
 
-def _state(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.power
+def _state(request: Request[Any, Any, Any]) -> ServerState:
+    return state_of(request)
 
 
 @get("/", media_type="text/plain", sync_to_thread=False, opt={PUBLIC: True})
@@ -47,14 +48,16 @@ def version_head() -> None:
 async def generate(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
     body = decode_body(await request.body(), GenerateRequest)
     events = generation.generate_events(_state(request), body)
-    return await respond(events, body.stream is not False, generation.combine_generate)
+    stream = body.stream is not False and not body.debug_render_only
+    return await respond(events, stream, generation.combine_generate, request)
 
 
 @post("/api/chat", status_code=200)
 async def chat(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
     body = decode_body(await request.body(), ChatRequest)
     events = generation.chat_events(_state(request), body)
-    return await respond(events, body.stream is not False, generation.combine_chat)
+    stream = body.stream is not False and not body.debug_render_only
+    return await respond(events, stream, generation.combine_chat, request)
 
 
 @post("/api/embed", status_code=200)
@@ -79,4 +82,9 @@ def ps(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return running.ps(_state(request))
 
 
-ROUTES = [root, root_head, version, version_head, generate, chat, embed, embeddings, rerank, ps]
+@head("/api/ps", sync_to_thread=False)
+def ps_head(request: Request[Any, Any, Any]) -> None:
+    running.ps(_state(request))
+
+
+ROUTES = [root, root_head, version, version_head, generate, chat, embed, embeddings, rerank, ps, ps_head]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from a3s_power.api.streaming import now_rfc3339
+from a3s_power.service.state import ServerState
 from a3s_power.store.names import parse_name
 
 Event = dict[str, Any]
 
 
-def ps(state: Any) -> Event:
+def ps(state: ServerState) -> Event:
     models = []
     for runner in state.scheduler.loaded():
         expires = runner.expires_at

@@ -48,6 +48,7 @@ class ChatCompletionRequest(_Sampling):
     reasoning: Reasoning | None = None
     logprobs: bool = False
     top_logprobs: int = 0
+    debug_render_only: bool = msgspec.field(default=False, name="_debug_render_only")
     ignore_eos: bool = False  # llama-server's extension: generate max_tokens whatever the model says
 
 
@@ -56,6 +57,7 @@ class CompletionRequest(_Sampling):
     suffix: str | None = None
     logprobs: int | None = None
     echo: bool = False
+    debug_render_only: bool = msgspec.field(default=False, name="_debug_render_only")
 
 
 class EmbeddingRequest(msgspec.Struct):
@@ -63,3 +65,15 @@ class EmbeddingRequest(msgspec.Struct):
     input: str | list[Any] | None = None  # strings (token arrays are refused by the service)
     dimensions: int | None = None
     encoding_format: str = "float"
+
+
+# -- response pieces ------------------------------------------------------------------------------
+class PromptTokensDetails(msgspec.Struct):
+    cached_tokens: int = 0  # prompt tokens reused from the KV cache (a matching prefix)
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = msgspec.field(default_factory=PromptTokensDetails)

@@ -15,21 +15,13 @@ from typing import Any
 import msgspec
 import orjson
 
-from a3s_power.api.inference import (
-    Generation,
-    Prompt,
-    ReplyEnd,
-    collect_reply,
-    render_prompt,
-    run_reply,
-    set_request_flags,
-    wants_parsing,
-)
-from a3s_power.api.openai.service import effort_to_think, sampling_options, tool_choice_for
-from a3s_power.api.scheduling import check_think, prepare, require, resolve
+from a3s_power.api.openai.service import chat_messages, effort_to_think, sampling_options, tool_choice_for
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
-from a3s_power.runtime.loaded import LoadedModel
+from a3s_power.service import chat as pipeline
+from a3s_power.service.chat import ReplyEnd
+from a3s_power.service.job import ChatJob, function_tool
+from a3s_power.service.state import ServerState
 
 Event = dict[str, Any]
 
@@ -50,6 +42,7 @@ class ResponsesRequest(msgspec.Struct):
     previous_response_id: str | None = None
     store: bool | None = None
     metadata: dict[str, Any] | None = None
+    debug_render_only: bool = msgspec.field(default=False, name="_debug_render_only")
 
 
 def _text_parts(content: Any) -> str:
@@ -115,14 +108,7 @@ def _tools(req: ResponsesRequest) -> list[dict[str, Any]] | None:
         if tool.get("type") != "function":
             raise InvalidRequest(f"tools: only function tools are supported, not {tool.get('type')!r}")
         tools.append(
-            {
-                "type": "function",
-                "function": {
-                    "name": tool.get("name", ""),
-                    "description": tool.get("description", ""),
-                    "parameters": tool.get("parameters") or {"type": "object"},
-                },
-            }
+            function_tool(str(tool.get("name", "")), str(tool.get("description", "")), tool.get("parameters"))
         )
     return tools or None
 
@@ -145,7 +131,7 @@ def _new_id(prefix: str) -> str:
 
 @dataclass
 class ResponsesRun:
-    job: Generation
+    plan: pipeline.ChatPlan
     request: ResponsesRequest
     id: str = field(default_factory=lambda: _new_id("resp"))
     created_at: int = field(default_factory=lambda: int(time.time()))
@@ -176,30 +162,30 @@ class ResponsesRun:
         }
 
 
-def prepare_response(state: Any, req: ResponsesRequest) -> ResponsesRun:
+def response_job(req: ResponsesRequest) -> ChatJob:
     if req.previous_response_id:
         raise InvalidRequest(
             "previous_response_id is not supported: responses are not stored; send the whole input"
         )
-    model = resolve(state, req.model)
-    require(model, "completion", "chat")
-    messages = _messages(req)
-    think = effort_to_think((req.reasoning or {}).get("effort"))
-    check_think(model, think)
     tool_choice, tools = tool_choice_for(req.tool_choice, _tools(req))
-    if tools and tool_choice != "none":
-        require(model, "tools", "tools")
-    options = sampling_options(temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_output_tokens)
-    gen, spec = prepare(state, model, options)
-    set_request_flags(gen, _format(req), False, 0)
+    if req.max_output_tokens is not None and req.max_output_tokens < 1:
+        raise InvalidRequest(f"max_output_tokens must be at least 1, got {req.max_output_tokens}")
+    return ChatJob(
+        model=req.model,
+        messages=chat_messages(_messages(req)),
+        tools=tools,
+        tool_choice=tool_choice,
+        think=effort_to_think((req.reasoning or {}).get("effort")),
+        format=_format(req),
+        options=sampling_options(
+            temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_output_tokens
+        ),
+        debug_render_only=req.debug_render_only,
+    )
 
-    def build(loaded: LoadedModel) -> Prompt:
-        return render_prompt(model, loaded, messages, tools=tools, tool_choice=tool_choice, think=think)
 
-    thinks = "thinking" in model.capabilities
-    force = bool(tools) and tool_choice == "required" and not (thinks and think is not False)
-    job = Generation(model, spec, gen, None, build, wants_parsing(model, think, tools), thinks, force)
-    return ResponsesRun(job, req)
+def prepare_response(state: ServerState, req: ResponsesRequest) -> ResponsesRun:
+    return ResponsesRun(pipeline.plan_chat(state, response_job(req)), req)
 
 
 def _usage(end: ReplyEnd) -> Event:
@@ -240,8 +226,12 @@ def _call_item(call: dict[str, Any]) -> Event:
     }
 
 
-async def response(state: Any, run: ResponsesRun) -> Event:
-    whole, end = await collect_reply(state, run.job)
+async def response(state: ServerState, run: ResponsesRun) -> Event:
+    if run.plan.job.debug_render_only:
+        prompt = await pipeline.render_only(state, run.plan.job)
+        return {**run.envelope("completed", [], None, None),
+                "_debug_info": {"rendered_template": prompt.text, "image_count": 0}}  # fmt: skip
+    whole, end, _ = await pipeline.collect_chat(state, run.plan)
     output: list[Event] = []
     if whole.thinking:
         output.append(_reasoning_item(_new_id("rs"), whole.thinking))
@@ -401,12 +391,17 @@ class ItemStream:
         return events + self._close()
 
 
-async def response_events(state: Any, run: ResponsesRun) -> AsyncIterator[tuple[str, Event]]:
+async def response_events(state: ServerState, run: ResponsesRun) -> AsyncIterator[tuple[str, Event]]:
+    """The Responses event sequence; it opens with the first pipeline event (once the prompt is
+    evaluated), so errors before that keep their HTTP status."""
     items = ItemStream()
-    started = run.envelope("in_progress", [], None, None)
-    yield items.event("response.created", response=started)
-    yield items.event("response.in_progress", response=started)
-    async for item in run_reply(state, run.job):
+    opened = False
+    async for item in pipeline.run_chat(state, run.plan):
+        if not opened:
+            opened = True
+            started = run.envelope("in_progress", [], None, None)
+            yield items.event("response.created", response=started)
+            yield items.event("response.in_progress", response=started)
         for event in items.feed(item.delta):
             yield event
         if isinstance(item, ReplyEnd):

@@ -5,33 +5,34 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from litestar import Request, Response, Router, get, post
+from litestar import Request, Response, Router, get, head, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from a3s_power.api.embedding import RerankRequest
-from a3s_power.api.embedding import rerank as rerank_documents
 from a3s_power.api.errors import OPENAI_EXCEPTION_HANDLERS, decode_body, openai_error_body
 from a3s_power.api.openai import responses as responses_api
 from a3s_power.api.openai import service
 from a3s_power.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from a3s_power.api.streaming import sse_named_respond, sse_respond
+from a3s_power.api.streaming import sse_named_respond, sse_respond, until_disconnect
+from a3s_power.service.embedding import RerankRequest
+from a3s_power.service.embedding import rerank as rerank_documents
+from a3s_power.service.state import ServerState, state_of
 
 
-def _state(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.power
+def _state(request: Request[Any, Any, Any]) -> ServerState:
+    return state_of(request)
 
 
 async def _respond(
     request: Request[Any, Any, Any],
     run: service.Run,
     stream: bool,
-    whole: Callable[[Any, service.Run], Awaitable[dict[str, Any]]],
-    chunks: Callable[[Any, service.Run], AsyncIterator[dict[str, Any]]],
+    whole: Callable[[ServerState, service.Run], Awaitable[dict[str, Any]]],
+    chunks: Callable[[ServerState, service.Run], AsyncIterator[dict[str, Any]]],
 ) -> Response[Any] | Stream:
-    if stream:
+    if stream and not run.plan.job.debug_render_only:
         return await sse_respond(chunks(_state(request), run), openai_error_body)
-    return Response(await whole(_state(request), run))
+    return Response(await until_disconnect(request, whole(_state(request), run)))
 
 
 @post("/chat/completions", status_code=200)
@@ -52,9 +53,9 @@ async def completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream
 async def responses(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
     body = decode_body(await request.body(), responses_api.ResponsesRequest)
     run = responses_api.prepare_response(_state(request), body)
-    if body.stream:
+    if body.stream and not body.debug_render_only:
         return await sse_named_respond(responses_api.response_events(_state(request), run), openai_error_body)
-    return Response(await responses_api.response(_state(request), run))
+    return Response(await until_disconnect(request, responses_api.response(_state(request), run)))
 
 
 @post("/embeddings", status_code=200)
@@ -74,6 +75,11 @@ def models(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return service.list_models(_state(request))
 
 
+@head("/models", sync_to_thread=False)
+def models_head(request: Request[Any, Any, Any]) -> None:
+    service.list_models(_state(request))
+
+
 @get("/models/{model:path}", sync_to_thread=False)
 def model(request: Request[Any, Any, Any], model: FromPath[str]) -> dict[str, Any]:
     return service.retrieve_model(_state(request), model.lstrip("/"))
@@ -81,6 +87,6 @@ def model(request: Request[Any, Any, Any], model: FromPath[str]) -> dict[str, An
 
 OPENAI_ROUTER = Router(
     path="/v1",
-    route_handlers=[chat_completions, completions, responses, embeddings, rerank, models, model],
+    route_handlers=[chat_completions, completions, responses, embeddings, rerank, models, models_head, model],
     exception_handlers=OPENAI_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
 )

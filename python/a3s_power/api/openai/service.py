@@ -18,23 +18,22 @@ from typing import Any
 import numpy as np
 import orjson
 
-from a3s_power.api.embedding import embed_texts
-from a3s_power.api.inference import (
-    Generation,
-    Prompt,
-    ReplyEnd,
-    ReplyPiece,
-    logprobs_wire,
-    render_prompt,
-    run_reply,
-    set_request_flags,
-    wants_parsing,
+from a3s_power.api.ollama.generation import logprobs_wire
+from a3s_power.api.openai.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    PromptTokensDetails,
+    Usage,
 )
-from a3s_power.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from a3s_power.api.scheduling import check_logprobs, check_think, prepare, require, resolve
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, NotFound, PowerError, Unsupported
-from a3s_power.runtime.loaded import LoadedModel
+from a3s_power.service import chat as pipeline
+from a3s_power.service.chat import ReplyEnd, ReplyPiece
+from a3s_power.service.embedding import embed_texts
+from a3s_power.service.job import ChatJob, ChatMessage, ToolCall, ToolChoice, tool_name
+from a3s_power.service.models import resolve
+from a3s_power.service.state import ServerState
 
 Event = dict[str, Any]
 FINGERPRINT = "fp_ollama"
@@ -62,6 +61,8 @@ def sampling_options(
     presence_penalty: float | None = None,
 ) -> dict[str, Any]:
     """OpenAI sampling fields → Ollama options (temperature and top_p default to 1.0, as Ollama)."""
+    if max_tokens is not None and max_tokens < 1:
+        raise InvalidRequest(f"max_tokens must be at least 1, got {max_tokens}")
     options: dict[str, Any] = {
         "temperature": 1.0 if temperature is None else temperature,
         "top_p": 1.0 if top_p is None else top_p,
@@ -105,49 +106,82 @@ def _think(req: ChatCompletionRequest) -> bool | str | None:
     return effort_to_think(req.reasoning_effort or (req.reasoning.effort if req.reasoning else None))
 
 
-def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI messages as llama.cpp's templates take them (text parts joined; `reasoning` →
-    `reasoning_content`; `developer` → `system`)."""
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequest("invalid message content: expected a string or an array of content parts")
+    texts = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            texts.append(str(part.get("text", "")))
+        elif kind in ("image_url", "input_audio"):
+            raise Unsupported("images and audio are not supported yet")
+        else:
+            raise InvalidRequest(f"invalid message content part type: {kind!r}")
+    return "\n".join(texts)
+
+
+def _arguments(text: Any) -> dict[str, Any]:
+    if isinstance(text, dict):
+        return text
+    try:
+        value = orjson.loads(text or "{}")
+    except (orjson.JSONDecodeError, TypeError):
+        raise InvalidRequest("invalid tool call arguments") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("invalid tool call arguments")
+    return value
+
+
+def chat_messages(messages: list[dict[str, Any]]) -> list[ChatMessage]:
+    """OpenAI messages → the pipeline's (text parts joined; `reasoning` → thinking; `developer` →
+    `system`; a tool message's name from its call)."""
     if not messages:
         raise InvalidRequest("[] is too short - 'messages'")
-    out = []
+    out: list[ChatMessage] = []
+    names: dict[str, str] = {}
     for message in messages:
-        item = dict(message)
-        item["role"] = str(item.get("role", "")).lower()
-        if item["role"] == "developer":
-            item["role"] = "system"
-        content = item.get("content")
-        if content is None:
-            item["content"] = ""
-        elif isinstance(content, list):
-            texts = []
-            for part in content:
-                kind = part.get("type") if isinstance(part, dict) else None
-                if kind == "text":
-                    texts.append(str(part.get("text", "")))
-                elif kind in ("image_url", "input_audio"):
-                    raise Unsupported("images and audio are not supported yet")
-                else:
-                    raise InvalidRequest(f"invalid message content part type: {kind!r}")
-            item["content"] = "\n".join(texts)
-        if "reasoning" in item:
-            item["reasoning_content"] = item.pop("reasoning")
-        out.append(item)
+        if not isinstance(message, dict):
+            raise InvalidRequest("invalid message: expected an object")
+        role = str(message.get("role", "")).lower()
+        role = "system" if role == "developer" else role
+        calls = []
+        for i, call in enumerate(message.get("tool_calls") or []):
+            function = call.get("function") or {}
+            calls.append(ToolCall(str(function.get("name", "")), _arguments(function.get("arguments")),
+                                  str(call.get("id") or ""), i))  # fmt: skip
+            names[calls[-1].id] = calls[-1].name
+        call_id = str(message.get("tool_call_id") or "")
+        out.append(
+            ChatMessage(
+                role=role,
+                content=_content_text(message.get("content")),
+                thinking=str(message.get("reasoning") or message.get("reasoning_content") or ""),
+                tool_calls=calls,
+                tool_name=str(message.get("name") or names.get(call_id, "")) if role == "tool" else "",
+                tool_call_id=call_id,
+            )
+        )
     return out
 
 
 def tool_choice_for(
     choice: str | dict[str, Any] | None, tools: list[dict[str, Any]] | None
-) -> tuple[str, list[dict[str, Any]] | None]:
-    """OpenAI tool_choice → (llama.cpp's "auto"/"none"/"required", the tools to offer)."""
+) -> tuple[ToolChoice, list[dict[str, Any]]]:
+    """OpenAI tool_choice → (the pipeline's "auto"/"none"/"required", the tools to offer)."""
     if choice is None or not tools:
-        return "auto", tools
+        return "auto", list(tools or [])
     if isinstance(choice, str):
-        if choice not in ("auto", "none", "required"):
-            raise InvalidRequest(f"invalid tool_choice: {choice!r}")
-        return choice, tools
+        known: dict[str, ToolChoice] = {"auto": "auto", "none": "none", "required": "required"}
+        if choice in known:
+            return known[choice], tools
+        raise InvalidRequest(f"invalid tool_choice: {choice!r}")
     name = choice.get("name") or (choice.get("function") or {}).get("name")  # Responses / Chat shapes
-    chosen = [t for t in tools if (t.get("function") or {}).get("name") == name]
+    chosen = [t for t in tools if tool_name(t) == name]
     if not chosen:
         raise InvalidRequest(f"tool_choice names a function that is not in tools: {name!r}")
     return "required", chosen
@@ -180,27 +214,28 @@ def _openai_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _usage(end: ReplyEnd) -> Event:
+def usage_of(end: ReplyEnd) -> Usage:
     prompt = end.completion.prompt_tokens
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": end.completion.eval_count,
-        "total_tokens": prompt + end.completion.eval_count,
-    }
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=end.completion.eval_count,
+        total_tokens=prompt + end.completion.eval_count,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=end.cached_tokens),
+    )
 
 
-def _finish_reason(end: ReplyEnd) -> str:
-    if end.completion.done_reason == "length":
+def finish_reason(end: ReplyEnd) -> str:
+    if end.done_reason == "length":
         return "length"
     return "tool_calls" if end.tool_calls_sent else "stop"
 
 
 @dataclass
 class Run:
-    """A prepared request; the response's id and `created` are fixed up front (every chunk of a
+    """A planned request; the response's id and `created` are fixed up front (every chunk of a
     stream carries the same ones)."""
 
-    job: Generation
+    plan: pipeline.ChatPlan
     model: str
     include_usage: bool
     logprobs: bool = False
@@ -211,32 +246,40 @@ class Run:
     def __post_init__(self) -> None:
         self.id = self.id or f"{self.id_prefix}-{secrets.randbelow(999)}"
 
+    @property
+    def top_logprobs(self) -> int:
+        return self.plan.job.top_logprobs
 
-def prepare_chat(state: Any, req: ChatCompletionRequest) -> Run:
-    model = resolve(state, req.model)
-    require(model, "completion", "chat")
-    messages = _messages(req.messages)
-    think = _think(req)
-    check_think(model, think)
-    check_logprobs(req.top_logprobs)
+
+def chat_job(req: ChatCompletionRequest) -> ChatJob:
     tool_choice, tools = tool_choice_for(req.tool_choice, req.tools)
-    if tools and tool_choice != "none":
-        require(model, "tools", "tools")
-    if model.view.system and not any(m["role"] == "system" for m in messages):
-        messages.insert(0, {"role": "system", "content": model.view.system})
-    gen, spec = prepare(state, model, _options(req, req.max_completion_tokens or req.max_tokens))
-    set_request_flags(gen, _format(req), req.logprobs, req.top_logprobs)
-    gen.ignore_eos = req.ignore_eos
+    max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    return ChatJob(
+        model=req.model,
+        messages=chat_messages(req.messages),
+        tools=tools,
+        tool_choice=tool_choice,
+        think=_think(req),
+        format=_format(req),
+        options=_options(req, max_tokens),
+        logprobs=req.logprobs,
+        top_logprobs=req.top_logprobs,
+        ignore_eos=req.ignore_eos,
+        debug_render_only=req.debug_render_only,
+    )
 
-    def build(loaded: LoadedModel) -> Prompt:
-        return render_prompt(model, loaded, messages, tools=tools, tool_choice=tool_choice, think=think)
 
-    parse = wants_parsing(model, think, tools)
-    thinking = "thinking" in model.capabilities and think is not False
-    force = bool(tools) and tool_choice == "required" and not thinking
-    job = Generation(model, spec, gen, None, build, parse, "thinking" in model.capabilities, force)
+def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> Run:
+    plan = pipeline.plan_chat(state, chat_job(req))
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    return Run(job, req.model, include_usage, req.logprobs or req.top_logprobs > 0)
+    return Run(plan, req.model, include_usage, req.logprobs or req.top_logprobs > 0)
+
+
+async def debug_render(state: ServerState, run: Run) -> Event:
+    """`_debug_render_only`: the prompt as rendered, nothing generated."""
+    prompt = await pipeline.render_only(state, run.plan.job)
+    return {"id": run.id, "object": "chat.completion", "created": run.created, "model": run.model,
+            "choices": [], "_debug_info": {"rendered_template": prompt.text, "image_count": 0}}  # fmt: skip
 
 
 def _message(delta: ReplyDelta) -> Event:
@@ -248,21 +291,13 @@ def _message(delta: ReplyDelta) -> Event:
     return message
 
 
-async def chat_completion(state: Any, run: Run) -> Event:
-    whole = ReplyDelta()
-    logprobs: list[Event] = []
-    end: ReplyEnd | None = None
-    async for item in run_reply(state, run.job):
-        whole.add(item.delta)
-        if isinstance(item, ReplyPiece):
-            if run.logprobs:
-                logprobs += logprobs_wire(item.chunk, max(run.job.gen.top_logprobs, 0))
-        else:
-            end = item
-    assert end is not None
-    choice: Event = {"index": 0, "message": _message(whole), "finish_reason": _finish_reason(end)}
+async def chat_completion(state: ServerState, run: Run) -> Event:
+    if run.plan.job.debug_render_only:
+        return await debug_render(state, run)
+    whole, end, chunks = await pipeline.collect_chat(state, run.plan)
+    choice: Event = {"index": 0, "message": _message(whole), "finish_reason": finish_reason(end)}
     if run.logprobs:
-        choice["logprobs"] = {"content": logprobs}
+        choice["logprobs"] = {"content": [lp for c in chunks for lp in logprobs_wire(c, run.top_logprobs)]}
     return {
         "id": run.id,
         "object": "chat.completion",
@@ -270,13 +305,14 @@ async def chat_completion(state: Any, run: Run) -> Event:
         "model": run.model,
         "system_fingerprint": FINGERPRINT,
         "choices": [choice],
-        "usage": _usage(end),
+        "usage": usage_of(end),
     }
 
 
-async def chat_completion_chunks(state: Any, run: Run) -> AsyncIterator[Event]:
-    """The chunk sequence Ollama sends: a role chunk, content / reasoning / tool-call deltas, an
-    empty-delta chunk with the finish reason, an optional usage chunk (the route adds [DONE])."""
+async def chat_completion_chunks(state: ServerState, run: Run) -> AsyncIterator[Event]:
+    """Content / reasoning / tool-call deltas (the first one carries the role: nothing is sent
+    before the prompt is evaluated), a chunk with the finish reason, an optional usage chunk
+    (the route adds [DONE])."""
 
     def chunk(delta: Event, finish: str | None = None, **extra: Any) -> Event:
         choice: Event = {"index": 0, "delta": delta, "finish_reason": finish, **extra}
@@ -289,20 +325,28 @@ async def chat_completion_chunks(state: Any, run: Run) -> AsyncIterator[Event]:
             "choices": [choice],
         }
 
-    yield chunk({"role": "assistant", "content": ""})
-    async for item in run_reply(state, run.job):
+    role_sent = False
+
+    def with_role(delta: Event) -> Event:
+        nonlocal role_sent
+        if role_sent:
+            return delta
+        role_sent = True
+        return {"role": "assistant", **delta}
+
+    async for item in pipeline.run_chat(state, run.plan):
         delta = item.delta
         if delta.thinking:
-            yield chunk({"role": "assistant", "content": "", "reasoning": delta.thinking})
-        if delta.content or (isinstance(item, ReplyPiece) and run.logprobs):
+            yield chunk(with_role({"content": "", "reasoning": delta.thinking}))
+        if delta.content or (isinstance(item, ReplyPiece) and run.logprobs and item.chunk.logprobs):
             extra: dict[str, Any] = {}
             if isinstance(item, ReplyPiece) and run.logprobs:
-                extra["logprobs"] = {"content": logprobs_wire(item.chunk, run.job.gen.top_logprobs)}
-            yield chunk({"role": "assistant", "content": delta.content}, **extra)
+                extra["logprobs"] = {"content": logprobs_wire(item.chunk, run.top_logprobs)}
+            yield chunk(with_role({"content": delta.content}), **extra)
         if delta.tool_calls:
-            yield chunk({"role": "assistant", "tool_calls": _openai_tool_calls(delta.tool_calls)})
+            yield chunk(with_role({"tool_calls": _openai_tool_calls(delta.tool_calls)}))
         if isinstance(item, ReplyEnd):
-            yield chunk({}, _finish_reason(item))
+            yield chunk({} if role_sent else with_role({"content": ""}), finish_reason(item))
             if run.include_usage:
                 yield {
                     "id": run.id,
@@ -311,35 +355,35 @@ async def chat_completion_chunks(state: Any, run: Run) -> AsyncIterator[Event]:
                     "model": run.model,
                     "system_fingerprint": FINGERPRINT,
                     "choices": [],
-                    "usage": _usage(item),
+                    "usage": usage_of(item),
                 }
 
 
 # -- /v1/completions ----------------------------------------------------------------------------
-def prepare_completion(state: Any, req: CompletionRequest) -> Run:
-    model = resolve(state, req.model)
-    require(model, "completion", "generate")
+def completion_job(req: CompletionRequest) -> ChatJob:
     if not isinstance(req.prompt, str):
         raise InvalidRequest("prompt must be a string")
-    if req.suffix:
-        raise InvalidRequest(f"{model.key} does not support insert")
-    gen, spec = prepare(state, model, _options(req, req.max_tokens))
     top = req.logprobs or 0
-    set_request_flags(gen, None, top > 0, top)
-    prompt_text = req.prompt
-    system = model.view.system
-
-    def build(loaded: LoadedModel) -> Prompt:
-        messages = [{"role": "system", "content": system}] if system else []
-        return render_prompt(model, loaded, [*messages, {"role": "user", "content": prompt_text}])
-
-    job = Generation(model, spec, gen, None, build)
-    return Run(
-        job, req.model, bool(req.stream_options and req.stream_options.include_usage), id_prefix="cmpl"
+    return ChatJob(
+        model=req.model,
+        messages=[ChatMessage("user", req.prompt)],
+        options=_options(req, req.max_tokens),
+        logprobs=top > 0,
+        top_logprobs=top,
+        prompt_mode=True,
+        suffix=req.suffix or "",
+        what="generate",
+        debug_render_only=req.debug_render_only,
     )
 
 
-def _completion_body(run: Run, choices: list[Event], usage: Event | None) -> Event:
+def prepare_completion(state: ServerState, req: CompletionRequest) -> Run:
+    plan = pipeline.plan_chat(state, completion_job(req))
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    return Run(plan, req.model, include_usage, id_prefix="cmpl")
+
+
+def _completion_body(run: Run, choices: list[Event], usage: Usage | None) -> Event:
     body: Event = {
         "id": run.id,
         "object": "text_completion",
@@ -353,30 +397,26 @@ def _completion_body(run: Run, choices: list[Event], usage: Event | None) -> Eve
     return body
 
 
-async def completion(state: Any, run: Run) -> Event:
-    text = ""
-    end: ReplyEnd | None = None
-    async for item in run_reply(state, run.job):
-        text += item.delta.content
-        if isinstance(item, ReplyEnd):
-            end = item
-    assert end is not None
-    choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": _finish_reason(end)}
-    return _completion_body(run, [choice], _usage(end))
+async def completion(state: ServerState, run: Run) -> Event:
+    if run.plan.job.debug_render_only:
+        return await debug_render(state, run)
+    whole, end, _ = await pipeline.collect_chat(state, run.plan)
+    choice = {"text": whole.content, "index": 0, "logprobs": None, "finish_reason": finish_reason(end)}
+    return _completion_body(run, [choice], usage_of(end))
 
 
-async def completion_chunks(state: Any, run: Run) -> AsyncIterator[Event]:
-    async for item in run_reply(state, run.job):
-        finish = _finish_reason(item) if isinstance(item, ReplyEnd) else None
+async def completion_chunks(state: ServerState, run: Run) -> AsyncIterator[Event]:
+    async for item in pipeline.run_chat(state, run.plan):
+        finish = finish_reason(item) if isinstance(item, ReplyEnd) else None
         if item.delta.content or finish:
             choice = {"text": item.delta.content, "index": 0, "logprobs": None, "finish_reason": finish}
             yield _completion_body(run, [choice], None)
         if isinstance(item, ReplyEnd) and run.include_usage:
-            yield _completion_body(run, [], _usage(item))
+            yield _completion_body(run, [], usage_of(item))
 
 
 # -- /v1/embeddings -----------------------------------------------------------------------------
-async def embeddings(state: Any, req: EmbeddingRequest) -> Event:
+async def embeddings(state: ServerState, req: EmbeddingRequest) -> Event:
     if req.encoding_format not in ("float", "base64"):
         raise InvalidRequest(
             f"Invalid value for 'encoding_format' = {req.encoding_format}. "
@@ -422,11 +462,11 @@ def _model_object(entry: Any) -> Event:
     }
 
 
-def list_models(state: Any) -> Event:
+def list_models(state: ServerState) -> Event:
     return {"object": "list", "data": [_model_object(e) for e in state.store.list_models()]}
 
 
-def retrieve_model(state: Any, model: str) -> Event:
+def retrieve_model(state: ServerState, model: str) -> Event:
     try:
         target = state.store.find(model)
     except PowerError:

@@ -4,22 +4,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
 
-from a3s_power.api.scheduling import ResolvedModel, acquire, prepare, resolve
 from a3s_power.errors import InvalidRequest, PowerError
 from a3s_power.runtime.loaded import LoadedModel
+from a3s_power.service.models import ResolvedModel, acquire_runner, load_plan, release_runner, resolve, since
+from a3s_power.service.state import ServerState
 
 Event = dict[str, Any]
 T = TypeVar("T")
 
 
 async def on_embedding_engine(
-    state: Any,
+    state: ServerState,
     model: ResolvedModel,
     options: dict[str, Any] | None,
     keep_alive: float | None,
@@ -27,8 +29,10 @@ async def on_embedding_engine(
 ) -> tuple[T, int]:
     """Run `work` (blocking) on the model loaded for embeddings, in a worker thread; also returns
     the ns spent loading it. The engine's refusals (ValueError) are 400s, its failures 500s."""
-    _, spec = prepare(state, model, options, embedding=True)
-    runner, load_duration = await acquire(state, model, spec)
+    started = time.perf_counter_ns()
+    _, spec = load_plan(state, model, options, embedding=True)
+    runner = await acquire_runner(state, model, spec)
+    load_duration = since(started)
     try:
         return await asyncio.to_thread(work, runner.loaded), load_duration
     except ValueError as exc:  # the engine refused the input (e.g. longer than the context)
@@ -36,11 +40,11 @@ async def on_embedding_engine(
     except RuntimeError as exc:
         raise PowerError(str(exc)) from exc
     finally:
-        state.scheduler.release(runner, keep_alive)
+        release_runner(state, runner, keep_alive)
 
 
 async def embed_texts(
-    state: Any,
+    state: ServerState,
     model: ResolvedModel,
     texts: list[str],
     options: dict[str, Any] | None,
@@ -75,7 +79,7 @@ def _document_text(document: str | dict[str, Any]) -> str:
     return document if isinstance(document, str) else str(document.get("text", ""))
 
 
-async def rerank(state: Any, req: RerankRequest) -> Event:
+async def rerank(state: ServerState, req: RerankRequest) -> Event:
     """Relevance of each document to the query from the model's rank head; results best first."""
     model = resolve(state, req.model)
     info = model.info

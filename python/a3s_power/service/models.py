@@ -1,24 +1,24 @@
-"""From a request's model name to a held runner: store lookup, capability checks, options merge,
-the scheduler. Shared by every API family (Ollama, OpenAI, Anthropic)."""
+"""From a request's model name to a held runner: the store lookup, capability checks, the load
+spec (options merged: defaults < Modelfile PARAMETERs < request), and the scheduler."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from a3s_power.durations import keep_alive_seconds
 from a3s_power.errors import InvalidRequest, NotFound
-from a3s_power.runtime.generation import GenerationOptions
-from a3s_power.runtime.options import merge_options
+from a3s_power.runtime.options import Options, options_from_layers
 from a3s_power.runtime.scheduler import LoadSpec, Runner, RunnerInfo
+from a3s_power.service.state import ServerState
 from a3s_power.store.blobs import sha256_bytes
 from a3s_power.store.errors import InvalidModelName, ModelNotFound
 from a3s_power.store.gguf import GGUFInfo
 from a3s_power.store.model_config import details_from_config
 from a3s_power.store.show import ModelView, capabilities
 
-Event = dict[str, Any]
 THINK_LEVELS = ("high", "medium", "low", "max")
 
 
@@ -36,8 +36,12 @@ class ResolvedModel:
     def display(self) -> str:
         return self.view.name.display_shortest()
 
+    @property
+    def thinks(self) -> bool:
+        return "thinking" in self.capabilities
 
-def resolve(state: Any, model: str) -> ResolvedModel:
+
+def resolve(state: ServerState, model: str) -> ResolvedModel:
     if not model:
         raise InvalidRequest("model is required")
     try:
@@ -60,7 +64,7 @@ def check_think(model: ResolvedModel, think: bool | str | None) -> None:
         raise InvalidRequest(
             f'invalid think value: "{think}" (must be "high", "medium", "low", "max", true, or false)'
         )
-    if think not in (None, False) and "thinking" not in model.capabilities:
+    if think not in (None, False) and not model.thinks:
         raise InvalidRequest(f'"{model.requested}" does not support thinking')
 
 
@@ -73,55 +77,61 @@ def keep_alive_of(value: float | str | None) -> float | None:
     return None if value is None else keep_alive_seconds(value)
 
 
-def prepare(
-    state: Any,
+def load_plan(
+    state: ServerState,
     model: ResolvedModel,
-    options: dict[str, Any] | None,
+    options: Mapping[str, Any] | None,
     *,
     embedding: bool = False,
-) -> tuple[GenerationOptions, LoadSpec]:
+) -> tuple[Options, LoadSpec]:
+    """The merged options and the load spec they imply (the runner part plus the server's own)."""
     settings = state.settings
     trained = (model.info.context_length or 0) if model.info is not None else 0
-    gen, runner = merge_options(
+    merged = options_from_layers(
         model.view.parameters, options, default_num_ctx=settings.context_length, trained_ctx=trained
     )
+    runner = asdict(merged.runner)
+    runner["num_thread"] = runner["num_thread"] or settings.num_thread
     spec = LoadSpec(
         path=str(model.view.model_path),
-        num_ctx=runner.num_ctx,
         num_parallel=settings.num_parallel,
-        num_batch=runner.num_batch,
-        num_thread=runner.num_thread or settings.num_thread,
-        num_gpu=runner.num_gpu,
-        use_mmap=runner.use_mmap,
         embedding=embedding,
         lora_paths=tuple(str(p) for p in model.view.adapter_paths),
         flash_attention=settings.flash_attention,
         kv_cache_type=settings.kv_cache_type,
+        **runner,
     )
-    return gen, spec
+    return merged, spec
 
 
-async def acquire(state: Any, model: ResolvedModel, spec: LoadSpec) -> tuple[Runner, int]:
-    """Hold a runner; also returns the ns spent loading it (0 when it was already loaded)."""
-    started = time.perf_counter_ns()
-    already = state.scheduler.get(model.key)
-    runner: Runner = await state.scheduler.acquire(model.key, spec, describe=lambda: _describe(state, model))
-    loaded_now = already is None or already is not runner
-    return runner, (time.perf_counter_ns() - started) if loaded_now else 0
+async def acquire_runner(state: ServerState, model: ResolvedModel, spec: LoadSpec) -> Runner:
+    """Hold a runner loaded with `spec` (queued behind the loader when it must be loaded)."""
+    return await state.scheduler.acquire(model.key, spec, describe=lambda: _describe(state, model))
 
 
-def _describe(state: Any, model: ResolvedModel) -> RunnerInfo:
+def release_runner(state: ServerState, runner: Runner, keep_alive: float | None) -> None:
+    state.scheduler.release(runner, keep_alive)
+
+
+def _describe(state: ServerState, model: ResolvedModel) -> RunnerInfo:
     """`ps`'s digest (sha256 of the manifest file, as `list` shows it), size and details."""
     _, raw = state.store.read_manifest_bytes(model.view.name)
     size = sum(layer.size for layer in model.view.manifest.all_blobs())
     return RunnerInfo(sha256_bytes(raw).removeprefix("sha256:"), size, details_from_config(model.view.config))
 
 
-async def load_or_unload(state: Any, model: ResolvedModel, spec: LoadSpec, keep_alive: float | None) -> str:
+async def load_or_unload(
+    state: ServerState, model: ResolvedModel, spec: LoadSpec, keep_alive: float | None
+) -> str:
     """An empty prompt: load the model (done_reason "load"), or with keep_alive 0 unload it."""
     if keep_alive == 0:
         await state.scheduler.unload(model.key)
         return "unload"
-    runner, _ = await acquire(state, model, spec)
-    state.scheduler.release(runner, keep_alive)
+    runner = await acquire_runner(state, model, spec)
+    release_runner(state, runner, keep_alive)
     return "load"
+
+
+def since(started_ns: int) -> int:
+    """ns since `started_ns` (perf_counter_ns), at least 1: Ollama never reports a 0 duration."""
+    return max(1, time.perf_counter_ns() - started_ns)

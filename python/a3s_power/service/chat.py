@@ -1,0 +1,399 @@
+"""The one chat pipeline under every API family and the CLI.
+
+    ChatJob ─► plan_chat:  resolve the name in the store → check capabilities → the model's layers
+               in Ollama's order (SYSTEM unless the request has one, MESSAGE history, then the
+               request; PARAMETER defaults under the request's options; TEMPLATE; ADAPTER in the
+               load spec) → the load spec and the merged options
+            ─► run_chat:   acquire the runner → render (chat template, raw, or fill-in-the-middle)
+               → grammar (format / tool calls, forced when tool_choice requires) → generate →
+               parse the reply (content / thinking / tool calls) → release → metrics
+            ─► events:     ReplyPiece … ReplyEnd (each family shapes them into its wire format)
+
+`render_only` stops after rendering (`_debug_render_only`, and the hook tests and the CLI use).
+Errors found before the first event (unknown model, bad options, a full queue, a prompt the
+engine refuses) are raised from the first step of the iterator, so they keep their HTTP status.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from a3s_power.chat.gotemplate import GoTemplateError, GoTemplateExecError, is_go_template, render_go_template
+from a3s_power.chat.reply import ReplyDelta, ReplyParser
+from a3s_power.errors import InvalidRequest, Unsupported
+from a3s_power.runtime.generation import Chunk, Completion, GenerationOptions, generate
+from a3s_power.runtime.grammar import grammar_for_format
+from a3s_power.runtime.loaded import ChatRender, LoadedModel
+from a3s_power.runtime.scheduler import LoadSpec, Runner
+from a3s_power.service.generic_tools import GenericReplyParser, generic_messages, generic_schema
+from a3s_power.service.job import ChatJob, ChatMessage, ToolCall
+from a3s_power.service.models import (
+    ResolvedModel,
+    acquire_runner,
+    check_logprobs,
+    check_think,
+    load_or_unload,
+    load_plan,
+    release_runner,
+    require,
+    resolve,
+    since,
+)
+from a3s_power.service.state import ServerState
+from a3s_power.store.show import is_jinja
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ChatPlan", "Prompt", "ReplyEnd", "ReplyPiece", "collect_chat", "load_only", "plan_chat",
+           "render_only", "run_chat"]  # fmt: skip
+
+
+class _Parser(Protocol):
+    def feed(self, piece: str) -> ReplyDelta: ...
+    def finish(self) -> ReplyDelta: ...
+
+
+@dataclass
+class Prompt:
+    """A rendered prompt: its text (what `_debug_render_only` shows), tokens, extra stops."""
+
+    text: str
+    tokens: list[int]
+    stops: list[str] = field(default_factory=list)
+    render: ChatRender | None = None
+
+
+@dataclass
+class ReplyPiece:
+    """Newly decided reply text (possibly empty while the parser holds markup back)."""
+
+    delta: ReplyDelta
+    chunk: Chunk
+
+
+@dataclass
+class ReplyEnd:
+    delta: ReplyDelta  # what the parser released at the end (rest of the text, pending tool calls)
+    completion: Completion
+    load_duration: int  # ns from the request's start to its runner being ready (never 0)
+    tool_calls_sent: int = 0
+    total_duration: int = 0
+
+    @property
+    def done_reason(self) -> str:
+        return self.completion.done_reason
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.completion.cached_tokens
+
+
+@dataclass
+class ChatPlan:
+    """A job checked against its model, with the model's layers applied: ready to run."""
+
+    job: ChatJob
+    model: ResolvedModel
+    options: GenerationOptions
+    spec: LoadSpec
+    messages: list[dict[str, Any]]  # template-shaped, layers applied
+    tools: list[dict[str, Any]]
+    generic_tools: bool  # the template has no tools: llama.cpp's generic JSON format
+    think: bool | str | None
+    parse: bool  # split thinking / tool calls out of the text
+    template: str = ""  # a Jinja template replacing the model's own ("" = the model's)
+    go_template: str = ""  # an Ollama Go TEMPLATE (layer or request): rendered by chat.gotemplate
+
+    @property
+    def forced(self) -> bool:
+        return bool(self.tools) and self.job.tool_choice == "required"
+
+
+# -- plan ---------------------------------------------------------------------------------------
+def _layered(model: ResolvedModel, job: ChatJob) -> list[ChatMessage]:
+    """Ollama's order: SYSTEM (unless the request starts with its own), MESSAGE history (for
+    /api/generate only without `context`), then the request's messages."""
+    request = list(job.messages)
+    leading: list[ChatMessage] = []
+    while request and request[0].role == "system":
+        leading.append(request.pop(0))
+    if not leading and model.view.system:
+        leading = [ChatMessage("system", model.view.system)]
+    history: list[ChatMessage] = []
+    if not (job.prompt_mode and job.context is not None):
+        history = [_stored_message(m) for m in model.view.messages]
+    return [*leading, *history, *request]
+
+
+def _stored_message(message: dict[str, Any]) -> ChatMessage:
+    return ChatMessage(str(message.get("role", "user")).lower(), str(message.get("content", "")))
+
+
+def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
+    """Check `job` against its model and apply the model's layers (raises the request's errors)."""
+    model = resolve(state, job.model)
+    require(model, "completion", job.what)
+    check_logprobs(job.top_logprobs)
+    think = job.think
+    if job.drop_unsupported_think and not model.thinks:
+        think = None
+    check_think(model, think)
+    if job.raw and (job.template or job.context or any(m.role == "system" for m in job.messages)):
+        raise InvalidRequest("raw mode does not support template, system, or context")
+    if any(m.images for m in job.messages):
+        require(model, "vision", "vision")
+        raise Unsupported("images are not supported yet")
+    tools = list(job.tools) if job.tool_choice != "none" else list(job.tools)
+    generic = bool(tools) and job.tool_choice != "none" and "tools" not in model.capabilities
+    options, spec = load_plan(state, model, job.options)
+    options.grammar = grammar_for_format(job.format)
+    options.logprobs = job.logprobs
+    options.top_logprobs = job.top_logprobs
+    options.truncate = True if job.truncate is None else job.truncate
+    options.shift = True if job.shift is None else job.shift
+    options.ignore_eos = job.ignore_eos
+    template = job.template or model.view.template or ""
+    parse = not job.raw and not job.suffix and (bool(tools) or (model.thinks and think is not False))
+    messages = [m.to_template() for m in _layered(model, job)]
+    return ChatPlan(job, model, options, spec, messages, tools, generic, think, parse,
+                    template if is_jinja(template) else "",
+                    template if is_go_template(template) else "")  # fmt: skip
+
+
+async def load_only(state: ServerState, job: ChatJob) -> str:
+    """A request with nothing to generate: load the model ("load"), or keep_alive 0 unloads it."""
+    model = resolve(state, job.model)
+    require(model, "completion", job.what)
+    _, spec = load_plan(state, model, job.options)
+    return await load_or_unload(state, model, spec, job.keep_alive)
+
+
+# -- render -------------------------------------------------------------------------------------
+def _fim_prompt(loaded: LoadedModel, plan: ChatPlan, prefix: str) -> Prompt:
+    fim = loaded.fim_tokens()
+    if fim is None:
+        raise InvalidRequest(f"{plan.model.key} does not support insert")
+    pre, suf, mid = fim
+    tokens = [pre, *loaded.tokenize(prefix, add_special=False), suf,
+              *loaded.tokenize(plan.job.suffix, add_special=False), mid]  # fmt: skip
+    if loaded.info.add_bos:
+        tokens.insert(0, loaded.info.bos_token)
+    return Prompt(loaded.detokenize(tokens, unparse_special=True), tokens)
+
+
+def _go_prompt(loaded: LoadedModel, plan: ChatPlan) -> Prompt:
+    """The prompt an Ollama Go template renders (tokens: special tokens parsed, one BOS)."""
+    job = plan.job
+    try:
+        if job.suffix:
+            prefix = job.messages[-1].content if job.messages else ""
+            text = render_go_template(plan.go_template, None, [], prompt=prefix, suffix=job.suffix,
+                                      think=plan.think)  # fmt: skip
+        else:
+            text = render_go_template(plan.go_template, None, plan.messages, plan.tools or None,
+                                      think=plan.think)  # fmt: skip
+    except GoTemplateError as exc:
+        if job.template and not isinstance(exc, GoTemplateExecError):
+            raise GoTemplateExecError(str(exc)) from None  # Ollama parses a request's template: 500
+        raise
+    tokens = loaded.tokenize(text, add_special=True, parse_special=True)
+    bos = loaded.tokenize("", add_special=True, parse_special=False)
+    if len(bos) == 1 and tokens[:2] == bos * 2:  # the template wrote the BOS the tokenizer adds
+        tokens = tokens[1:]
+    if job.context:
+        tokens = list(job.context) + tokens
+    return Prompt(text, tokens)
+
+
+def render(loaded: LoadedModel, plan: ChatPlan) -> Prompt:
+    """The prompt on the loaded model: raw text, fill-in-the-middle, or the chat template."""
+    job = plan.job
+    if job.raw:  # verbatim, special tokens included (as llama-server's /completion reads it)
+        text = job.messages[-1].content if job.messages else ""
+        return Prompt(text, loaded.tokenize(text, add_special=True, parse_special=True))
+    if plan.go_template and (not job.suffix or ".Suffix" in plan.go_template):
+        return _go_prompt(loaded, plan)
+    if job.suffix:
+        return _fim_prompt(loaded, plan, job.messages[-1].content if job.messages else "")
+    messages, tools, tool_choice = plan.messages, plan.tools, job.tool_choice
+    if plan.generic_tools:
+        messages = generic_messages(messages, tools, plan.forced)
+        tools, tool_choice = [], "auto"
+    try:
+        rendered = loaded.render_chat(
+            messages,
+            tools_json=orjson.dumps(tools).decode() if tools else "",
+            tool_choice=tool_choice,
+            enable_thinking=plan.think is not False,
+            **({"template_override": plan.template} if plan.template else {}),
+        )
+    except (RuntimeError, ValueError) as exc:
+        raise InvalidRequest(f"failed to render the chat template: {exc}") from exc
+    tokens = loaded.tokenize(rendered.prompt, add_special=True, parse_special=True)
+    if job.context:
+        tokens = list(job.context) + tokens
+    return Prompt(rendered.prompt, tokens, list(rendered.additional_stops), rendered)
+
+
+async def render_only(state: ServerState, job: ChatJob) -> Prompt:
+    """Render `job` as the pipeline would run it, without generating (the model is loaded for
+    its tokenizer and template, then released)."""
+    plan = plan_chat(state, job)
+    runner = await acquire_runner(state, plan.model, plan.spec)
+    try:
+        return render(runner.loaded, plan)
+    finally:
+        release_runner(state, runner, job.keep_alive)
+
+
+# -- grammar ------------------------------------------------------------------------------------
+_ROOT_RULE = re.compile(r"^root ::= .*$", re.MULTILINE)
+_TOOL_CALLS_RULE = re.compile(r"^tool-calls ::= ", re.MULTILINE)
+_TEXT_BEFORE_CALLS = re.compile(r"\s+until-\d+\?\s+tool-calls\s*$")
+
+
+def calls_only_grammar(grammar: str, *, keep_reasoning: bool) -> str | None:
+    """llama.cpp's tool grammar lets text come before the calls even when a call is required; this
+    one goes straight to the calls (after the reasoning block when `keep_reasoning`). None if the
+    grammar has no `tool-calls` rule to start from."""
+    if not _TOOL_CALLS_RULE.search(grammar):
+        return None
+    root = _ROOT_RULE.search(grammar)
+    if keep_reasoning and root is not None and _TEXT_BEFORE_CALLS.search(root.group(0)):
+        return _ROOT_RULE.sub(
+            lambda m: _TEXT_BEFORE_CALLS.sub(" space tool-calls", m.group(0)), grammar, count=1
+        )
+    if keep_reasoning:
+        return None
+    return _ROOT_RULE.sub("root ::= space tool-calls", grammar, count=1)
+
+
+def apply_grammar(options: GenerationOptions, plan: ChatPlan, render: ChatRender | None) -> None:
+    """Constrain the reply: `format` constrains all of it (already set); generic tools get their
+    JSON schema; template tools get the template's (lazy) grammar, or, when a call is required,
+    one that starts with the calls (after the reasoning, when the model thinks)."""
+    if options.grammar:
+        return
+    if plan.generic_tools:
+        options.grammar = grammar_for_format(generic_schema(plan.tools, plan.forced))
+        return
+    if render is None or not render.grammar or not plan.tools or plan.job.tool_choice == "none":
+        return
+    options.preserved_tokens = list(render.preserved_tokens)
+    if plan.forced:
+        thinking = plan.model.thinks and plan.think is not False and render.supports_thinking
+        forced = calls_only_grammar(render.grammar, keep_reasoning=thinking)
+        if forced is not None and not thinking:
+            options.grammar = forced
+            return
+        if forced is not None:  # starts at the generation prompt, like the template's own
+            options.grammar = forced
+            options.generation_prompt = render.generation_prompt
+            options.grammar_from_template = True
+            return
+    options.grammar = render.grammar
+    options.grammar_lazy = render.grammar_lazy
+    options.grammar_triggers = list(render.trigger_words)
+    options.grammar_trigger_patterns = list(render.trigger_patterns)
+    options.generation_prompt = render.generation_prompt
+    options.grammar_from_template = True
+
+
+def _merged_stops(options: GenerationOptions, extra: list[str]) -> list[str]:
+    seen: list[str] = []
+    for stop in [*options.stop, *extra]:
+        if stop and stop not in seen:
+            seen.append(stop)
+    return seen
+
+
+def _parser(plan: ChatPlan, prompt: Prompt) -> _Parser | None:
+    if plan.generic_tools:
+        return GenericReplyParser(plan.forced)
+    if plan.parse and prompt.render is not None:
+        return ReplyParser(prompt.render, parse_reasoning=plan.model.thinks)
+    return None
+
+
+# -- run ----------------------------------------------------------------------------------------
+async def run_chat(state: ServerState, job: ChatJob | ChatPlan) -> AsyncIterator[ReplyPiece | ReplyEnd]:
+    """Run the pipeline: ReplyPieces as text is decided, then one ReplyEnd. Closing the iterator
+    (a client that went away) cancels the engine request and releases the runner."""
+    plan = job if isinstance(job, ChatPlan) else plan_chat(state, job)
+    started = plan.job.started_ns
+    runner: Runner = await acquire_runner(state, plan.model, plan.spec)
+    load_duration = since(started)
+    first_token: float | None = None
+    try:
+        prompt = render(runner.loaded, plan)
+        options = plan.options
+        options.stop = _merged_stops(options, prompt.stops)
+        apply_grammar(options, plan, prompt.render)
+        parser = _parser(plan, prompt)
+        calls = 0
+        async for item in generate(runner.loaded, prompt.tokens, options):
+            if isinstance(item, Chunk):
+                if first_token is None and item.tokens:
+                    first_token = since(started) / 1e9
+                delta = parser.feed(item.text) if parser else ReplyDelta(content=item.text)
+                calls += len(delta.tool_calls)
+                yield ReplyPiece(delta, item)
+                continue
+            delta = parser.finish() if parser else ReplyDelta()
+            total = since(started)
+            if item.truncated:
+                log.warning(
+                    "truncating input prompt: limit=%d prompt=%d keep=%d new=%d",
+                    runner.spec.num_ctx, len(prompt.tokens), options.num_keep,
+                    len(prompt.tokens) - item.truncated,
+                )  # fmt: skip
+            state.metrics.observe_generation(
+                plan.model.key,
+                prompt=item.prompt_tokens,
+                cached=item.cached_tokens,
+                generated=item.eval_count,
+                reason=item.done_reason,
+                ttft=first_token,
+                total=total / 1e9,
+                decode=item.eval_duration / 1e9,
+            )
+            yield ReplyEnd(delta, item, load_duration, calls + len(delta.tool_calls), total)
+    finally:
+        release_runner(state, runner, plan.job.keep_alive)
+
+
+async def collect_chat(
+    state: ServerState, job: ChatJob | ChatPlan
+) -> tuple[ReplyDelta, ReplyEnd, list[Chunk]]:
+    """Run to the end: the whole reply (content, thinking, tool calls), how it ended, its chunks."""
+    whole = ReplyDelta()
+    chunks: list[Chunk] = []
+    end: ReplyEnd | None = None
+    async for item in run_chat(state, job):
+        whole.add(item.delta)
+        if isinstance(item, ReplyEnd):
+            end = item
+        else:
+            chunks.append(item.chunk)
+    if end is None:  # the engine always ends a request with a completion
+        raise RuntimeError("the generation ended without a completion")
+    return whole, end, chunks
+
+
+def tool_calls_of(delta: ReplyDelta) -> list[ToolCall]:
+    """The parsed calls of a reply, typed."""
+    return [
+        ToolCall(c["function"]["name"], c["function"]["arguments"], c["id"], c["function"]["index"])
+        for c in delta.tool_calls
+    ]
+
+
+def elapsed_ms(started_ns: int) -> float:
+    return (time.perf_counter_ns() - started_ns) / 1e6

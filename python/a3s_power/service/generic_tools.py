@@ -1,0 +1,114 @@
+"""Tools on a model whose template has none: llama.cpp's generic tool-call format (what
+llama-server served such models with). The conversation gets a system note with the tools and the
+reply is constrained to one JSON object, either `{"tool_call": {"name", "arguments"}}` or
+`{"response": "..."}` (only the first when a call is required); earlier calls and results are
+written back in the same JSON. The reply is parsed once it is complete."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from a3s_power.chat.reply import ReplyDelta, tool_call_id
+from a3s_power.service.job import tool_name
+
+log = logging.getLogger(__name__)
+
+INSTRUCTION = (
+    "Respond in JSON format, either with `tool_call` (a request to call tools) or with `response` "
+    "reply to the user's request"
+)
+
+
+def _system_note(tools: list[dict[str, Any]], required: bool) -> str:
+    listed = "\n".join(orjson.dumps(t.get("function", t)).decode() for t in tools)
+    how = (
+        'Reply with {"tool_call": {"name": <tool name>, "arguments": {...}}}.'
+        if required
+        else 'Call a tool with {"tool_call": {"name": <tool name>, "arguments": {...}}}, or answer with '
+        '{"response": <your answer>}.'
+    )
+    return f"You can call these tools:\n{listed}\n{INSTRUCTION}. {how}"
+
+
+def generic_messages(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]], required: bool
+) -> list[dict[str, Any]]:
+    """The conversation as a template without tools can render it."""
+    note = _system_note(tools, required)
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        item = dict(message)
+        if item.get("tool_calls"):
+            calls = item.pop("tool_calls")
+            first = calls[0]["function"]
+            arguments = first.get("arguments", "{}")
+            parsed = orjson.loads(arguments) if isinstance(arguments, str) else arguments
+            item["content"] = orjson.dumps(
+                {"tool_call": {"name": first.get("name", ""), "arguments": parsed}}
+            ).decode()
+        elif item["role"] == "tool":
+            result = {"tool_response": {"tool": item.pop("name", ""), "content": item.get("content", "")}}
+            item = {"role": "user", "content": orjson.dumps(result).decode()}
+        out.append(item)
+    if out and out[0]["role"] == "system":
+        out[0] = {**out[0], "content": f"{out[0]['content']}\n\n{note}"}
+    else:
+        out.insert(0, {"role": "system", "content": note})
+    return out
+
+
+def generic_schema(tools: list[dict[str, Any]], required: bool) -> dict[str, Any]:
+    calls = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": tool_name(tool)},
+                "arguments": (tool.get("function") or {}).get("parameters") or {"type": "object"},
+            },
+            "required": ["name", "arguments"],
+        }
+        for tool in tools
+    ]
+    call: dict[str, Any] = {
+        "type": "object",
+        "properties": {"tool_call": calls[0] if len(calls) == 1 else {"anyOf": calls}},
+        "required": ["tool_call"],
+    }
+    if required:
+        return call
+    answer = {"type": "object", "properties": {"response": {"type": "string"}}, "required": ["response"]}
+    return {"anyOf": [call, answer]}
+
+
+class GenericReplyParser:
+    """The whole JSON reply → a tool call or content. A reply that is not such an object (cut off
+    by num_predict) is content when a call was optional, and nothing (no half call) when required."""
+
+    def __init__(self, required: bool) -> None:
+        self.required = required
+        self._text = ""
+
+    def feed(self, piece: str) -> ReplyDelta:
+        self._text += piece
+        return ReplyDelta()
+
+    def finish(self) -> ReplyDelta:
+        try:
+            value = orjson.loads(self._text)
+        except orjson.JSONDecodeError:
+            value = None
+        if isinstance(value, dict) and isinstance(value.get("tool_call"), dict):
+            call = value["tool_call"]
+            arguments = call.get("arguments")
+            if isinstance(arguments, dict) and isinstance(call.get("name"), str):
+                function = {"index": 0, "name": call["name"], "arguments": arguments}
+                return ReplyDelta(tool_calls=[{"id": tool_call_id(), "function": function}])
+        if isinstance(value, dict) and isinstance(value.get("response"), str):
+            return ReplyDelta(content=value["response"])
+        if self.required:
+            log.warning("the reply ended before its tool call was complete; no call is sent")
+            return ReplyDelta()
+        return ReplyDelta(content=self._text)
