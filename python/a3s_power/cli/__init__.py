@@ -6,7 +6,11 @@ from a3s_power.cli.app import app
 
 
 def main() -> None:
-    app()
+    import sys
+
+    from a3s_power.cli.run import normalize_argv
+
+    app(normalize_argv(sys.argv[1:]))
 
 
 __all__ = ["app", "main"]

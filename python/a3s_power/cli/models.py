@@ -103,7 +103,7 @@ def cp(source: str, destination: str, /) -> None:
     print(f"copied '{source}' to '{destination}'")
 
 
-@app.command
+@app.command(alias="delete")
 def rm(*models: str) -> None:
     """Remove models, unloading each first if it is running.
 
