@@ -5,7 +5,18 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from a3s_power import __version__
+
+
+@pytest.fixture(autouse=True)
+def _no_server_at_ollama_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` is a client of the server at OLLAMA_HOST when one answers; these test its in-process
+    kind, so OLLAMA_HOST names a port nothing listens on."""
+    from _store_helpers import free_port
+
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{free_port()}")
 
 
 def cli(*args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:

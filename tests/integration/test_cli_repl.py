@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -12,6 +13,15 @@ import time
 import pytest
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(autouse=True)
+def _no_server_at_ollama_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` is a client of the server at OLLAMA_HOST when one answers; these test its in-process
+    kind, so OLLAMA_HOST names a port nothing listens on."""
+    from _store_helpers import free_port
+
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{free_port()}")
 
 
 class Terminal:
@@ -75,14 +85,18 @@ def test_interactive_chat_keeps_context_and_commands(smollm2_path: object) -> No
         os.close(term.master)
 
 
-def test_second_turn_carries_the_first(smollm2: object) -> None:
+def test_second_turn_carries_the_first(smollm2_path: object) -> None:
+    """The loop over a client (here the in-process server `run` starts for a GGUF file): each turn
+    is one /api/chat with the whole conversation, so turn 2's prompt holds all of turn 1."""
     import io
+    from pathlib import Path
 
+    from a3s_power.cli._client import Client
+    from a3s_power.cli._inprocess import local_server
     from a3s_power.cli.repl import Session, run_session
-    from a3s_power.runtime import Completion, GenerationOptions
 
-    lines = iter(["/set verbose", "My name is Ada.", "What is my name?"])
-    finals: list[Completion] = []
+    lines = iter(["/set verbose", "/set parameter num_predict 8", "/set parameter temperature 0",
+                  "My name is Ada.", "What is my name?"])  # fmt: skip
 
     def read(prompt: str) -> str:
         try:
@@ -90,19 +104,16 @@ def test_second_turn_carries_the_first(smollm2: object) -> None:
         except StopIteration:
             raise EOFError from None
 
-    session = Session()
-    out = io.StringIO()
-    run_session(
-        smollm2,
-        GenerationOptions(temperature=0, num_predict=8),
-        read=read,
-        out=out,  # type: ignore[arg-type]
-        stats=finals.append,
-        session=session,
-    )
+    assert isinstance(smollm2_path, Path)
+    with local_server(("smol", smollm2_path)) as url:
+        client = Client(url)
+        session = Session(model="smol")
+        out, err = io.StringIO(), io.StringIO()
+        run_session(client, session, read=read, out=out, err=err)  # type: ignore[arg-type]
+        client.close()
     assert [m["role"] for m in session.messages] == ["user", "assistant", "user", "assistant"]
     assert session.messages[0]["content"] == "My name is Ada."
-    assert len(finals) == 2
-    first, second = finals
-    # turn 2's prompt holds all of turn 1 (prompt + reply): the engine found it already cached
-    assert second.cached_tokens >= first.prompt_eval_count + first.cached_tokens
+    counts = [int(x) for x in re.findall(r"^prompt eval count: +(\d+) token", err.getvalue(), re.MULTILINE)]
+    replies = [int(x) for x in re.findall(r"^eval count: +(\d+) token", err.getvalue(), re.MULTILINE)]
+    assert len(counts) == 2 and len(replies) == 2
+    assert counts[1] > counts[0] + replies[0]  # turn 1's prompt and reply, then the new question
