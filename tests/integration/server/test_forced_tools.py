@@ -76,8 +76,15 @@ def test_openai_required_call(oai: Any, case: str, stream: bool) -> None:
     import orjson
 
     model, extra = CASES[case]
-    kwargs = dict(model=model, messages=QUESTION, tools=OPENAI_TOOLS, tool_choice="required",
-                  max_tokens=120, temperature=0, extra_body=extra)  # fmt: skip
+    kwargs = dict(
+        model=model,
+        messages=QUESTION,
+        tools=OPENAI_TOOLS,
+        tool_choice="required",
+        max_tokens=120,
+        temperature=0,
+        extra_body=extra,
+    )
     if stream:
         calls, finish, reasoning = [], None, ""
         for chunk in oai.chat.completions.create(stream=True, **kwargs):
@@ -104,9 +111,14 @@ def test_openai_named_function(oai: Any, case: str) -> None:
 
     model, extra = CASES[case]
     reply = oai.chat.completions.create(
-        model=model, messages=QUESTION, tools=OPENAI_TOOLS, max_tokens=120, temperature=0, extra_body=extra,
+        model=model,
+        messages=QUESTION,
+        tools=OPENAI_TOOLS,
+        max_tokens=120,
+        temperature=0,
+        extra_body=extra,
         tool_choice={"type": "function", "function": {"name": "get_time"}},
-    )  # fmt: skip
+    )
     calls = reply.choices[0].message.tool_calls or []
     assert reply.choices[0].finish_reason == "tool_calls" and len(calls) == 1
     _check_call(calls[0].function.name, orjson.loads(calls[0].function.arguments), {"get_time"})
@@ -119,9 +131,15 @@ def test_responses_required_call(oai: Any, case: str) -> None:
     model, _ = CASES[case]
     tools = [{"type": "function", **t["function"]} for t in OPENAI_TOOLS]
     reasoning = {"effort": "none"} if case == "a" else None
-    response = oai.responses.create(model=model, input="What is the weather in Paris?", tools=tools,
-                                    tool_choice="required", max_output_tokens=120, temperature=0,
-                                    **({"reasoning": reasoning} if reasoning else {}))  # fmt: skip
+    response = oai.responses.create(
+        model=model,
+        input="What is the weather in Paris?",
+        tools=tools,
+        tool_choice="required",
+        max_output_tokens=120,
+        temperature=0,
+        **({"reasoning": reasoning} if reasoning else {}),
+    )
     calls = [item for item in response.output if item.type == "function_call"]
     assert response.status == "completed" and len(calls) == 1
     _check_call(calls[0].name, orjson.loads(calls[0].arguments), {"get_weather", "get_time"})
@@ -132,8 +150,15 @@ def test_responses_required_call(oai: Any, case: str) -> None:
 def test_anthropic_any_tool(claude: Any, case: str, stream: bool) -> None:
     model, extra = CASES[case]
     thinking = {"type": "enabled", "budget_tokens": 60} if case == "c" else {"type": "disabled"}
-    kwargs = dict(model=model, max_tokens=120, messages=QUESTION, tools=ANTHROPIC_TOOLS,
-                  tool_choice={"type": "any"}, extra_body={"temperature": 0}, thinking=thinking)  # fmt: skip
+    kwargs = dict(
+        model=model,
+        max_tokens=120,
+        messages=QUESTION,
+        tools=ANTHROPIC_TOOLS,
+        tool_choice={"type": "any"},
+        extra_body={"temperature": 0},
+        thinking=thinking,
+    )
     if stream:
         with claude.messages.stream(**kwargs) as events:
             reply = events.get_final_message()
@@ -149,8 +174,14 @@ def test_anthropic_any_tool(claude: Any, case: str, stream: bool) -> None:
 
 def test_anthropic_named_tool(claude: Any) -> None:
     choice = {"type": "tool", "name": "get_time"}
-    reply = claude.messages.create(model="smollm2:135m", max_tokens=120, messages=QUESTION,
-                                   tools=ANTHROPIC_TOOLS, tool_choice=choice, extra_body={"temperature": 0})  # fmt: skip
+    reply = claude.messages.create(
+        model="smollm2:135m",
+        max_tokens=120,
+        messages=QUESTION,
+        tools=ANTHROPIC_TOOLS,
+        tool_choice=choice,
+        extra_body={"temperature": 0},
+    )
     uses = [block for block in reply.content if block.type == "tool_use"]
     assert reply.stop_reason == "tool_use" and [u.name for u in uses] == ["get_time"]
 
@@ -160,13 +191,25 @@ def test_token_cap_mid_call_is_length_without_a_half_call(
     server: LiveServer, models: None, case: str
 ) -> None:
     model, extra = CASES[case]
-    body = {"model": model, "messages": QUESTION, "tools": OPENAI_TOOLS, "tool_choice": "required",
-            "max_tokens": 6, "temperature": 0, **extra}  # fmt: skip
+    body = {
+        "model": model,
+        "messages": QUESTION,
+        "tools": OPENAI_TOOLS,
+        "tool_choice": "required",
+        "max_tokens": 6,
+        "temperature": 0,
+        **extra,
+    }
     reply = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=120).json()
     choice = reply["choices"][0]
     assert choice["finish_reason"] == "length" and not choice["message"].get("tool_calls")
-    anthropic_body = {"model": model, "messages": QUESTION, "tools": ANTHROPIC_TOOLS, "max_tokens": 6,
-                      "tool_choice": {"type": "any"}}  # fmt: skip
+    anthropic_body = {
+        "model": model,
+        "messages": QUESTION,
+        "tools": ANTHROPIC_TOOLS,
+        "max_tokens": 6,
+        "tool_choice": {"type": "any"},
+    }
     message = httpx.post(server.url + "/v1/messages", json=anthropic_body, timeout=120).json()
     assert message["stop_reason"] == "max_tokens"
     assert not [block for block in message["content"] if block["type"] == "tool_use"]
@@ -174,10 +217,17 @@ def test_token_cap_mid_call_is_length_without_a_half_call(
 
 def test_auto_and_none_unchanged(oai: Any) -> None:
     """tool_choice none never calls; auto on a template without tools may answer in prose."""
-    none = oai.chat.completions.create(model="smol-chatml", messages=QUESTION, tools=OPENAI_TOOLS,
-                                       tool_choice="none", max_tokens=16, temperature=0)  # fmt: skip
+    none = oai.chat.completions.create(
+        model="smol-chatml",
+        messages=QUESTION,
+        tools=OPENAI_TOOLS,
+        tool_choice="none",
+        max_tokens=16,
+        temperature=0,
+    )
     assert not none.choices[0].message.tool_calls and none.choices[0].finish_reason in ("stop", "length")
-    auto = oai.chat.completions.create(model="smollm2:135m", messages=QUESTION, tools=OPENAI_TOOLS,
-                                       max_tokens=60, temperature=0)  # fmt: skip
+    auto = oai.chat.completions.create(
+        model="smollm2:135m", messages=QUESTION, tools=OPENAI_TOOLS, max_tokens=60, temperature=0
+    )
     message = auto.choices[0].message
     assert message.tool_calls or (message.content and "tool_call" not in message.content)
