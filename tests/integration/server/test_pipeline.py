@@ -345,11 +345,11 @@ def test_abandoned_non_streaming_requests_free_their_slots(server: LiveServer) -
     (runner,) = [r for r in server.scheduler.loaded() if r.key.endswith(MODEL)]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        stats = runner.loaded.engine.stats()
-        if stats["n_active"] == 0 and stats["n_queued"] == 0 and runner.refs == 0:
+        stats = runner.loaded.stats()
+        if stats.n_active == 0 and stats.n_queued == 0 and runner.refs == 0:
             break
         time.sleep(0.1)
-    assert (stats["n_active"], stats["n_queued"], runner.refs) == (0, 0, 0)
+    assert (stats.n_active, stats.n_queued, runner.refs) == (0, 0, 0)
     started = time.monotonic()
     quick = httpx.post(server.url + "/v1/chat/completions", json={**body, "max_tokens": 2}, timeout=60)
     assert quick.status_code == 200 and time.monotonic() - started < 30
