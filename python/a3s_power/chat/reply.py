@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from a3s_power import _native
+from a3s_power.runtime.chat_parsing import ParsedCall, ReplyTextParser
+from a3s_power.runtime.loaded import ChatRender
 
 log = logging.getLogger(__name__)
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -58,10 +59,8 @@ def _arguments(text: str) -> dict[str, Any] | None:
 
 
 class ReplyParser:
-    def __init__(self, render: _native.ChatRender, *, parse_reasoning: bool = True) -> None:
-        self._parser = _native.ChatParser(
-            render.format, render.parser, render.generation_prompt, parse_reasoning
-        )
+    def __init__(self, render: ChatRender, *, parse_reasoning: bool = True) -> None:
+        self._parser = ReplyTextParser(render, parse_reasoning=parse_reasoning)
         self._text = ""
         self._content = ""
         self._thinking = ""
@@ -72,26 +71,24 @@ class ReplyParser:
         """A new piece of generated text → what can be sent now."""
         self._text += piece
         try:
-            content, thinking, calls = self._parser.parse(self._text, True)
+            parsed = self._parser.parse(self._text, partial=True)
         except ValueError:
             return ReplyDelta()
-        return self._advance(content, thinking, calls, final=False)
+        return self._advance(parsed.content, parsed.thinking, parsed.tool_calls, final=False)
 
     def finish(self) -> ReplyDelta:
         """The reply is over: the rest of the content and thinking, and every unsent tool call.
         Text that does not parse as a whole is sent as content, unchanged."""
         if not self._failed:
             try:
-                content, thinking, calls = self._parser.parse(self._text, False)
-                return self._advance(content, thinking, calls, final=True)
+                parsed = self._parser.parse(self._text, partial=False)
+                return self._advance(parsed.content, parsed.thinking, parsed.tool_calls, final=True)
             except ValueError as exc:
                 log.warning("%s; sending the reply as plain content", exc)
                 self._failed = True
         return self._advance(self._text, self._thinking, [], final=True)
 
-    def _advance(
-        self, content: str, thinking: str, calls: list[dict[str, str]], *, final: bool
-    ) -> ReplyDelta:
+    def _advance(self, content: str, thinking: str, calls: list[ParsedCall], *, final: bool) -> ReplyDelta:
         delta = ReplyDelta(
             content=_grown(self._content, content),
             thinking=_grown(self._thinking, thinking),
@@ -101,12 +98,12 @@ class ReplyParser:
         complete = len(calls) if final else max(0, len(calls) - 1)  # the last one may still grow
         for index in range(self._calls_sent, complete):
             call = calls[index]
-            arguments = _arguments(call["arguments"])
+            arguments = _arguments(call.arguments)
             if arguments is None:
-                log.warning("dropping tool call %r: its arguments are not a JSON object", call["name"])
+                log.warning("dropping tool call %r: its arguments are not a JSON object", call.name)
                 continue
-            function = {"index": index, "name": call["name"], "arguments": arguments}
-            delta.tool_calls.append({"id": call["id"] or tool_call_id(), "function": function})
+            function = {"index": index, "name": call.name, "arguments": arguments}
+            delta.tool_calls.append({"id": call.id or tool_call_id(), "function": function})
         self._calls_sent = max(self._calls_sent, complete)
         return delta
 

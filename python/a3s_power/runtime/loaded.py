@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from a3s_power import _native
@@ -67,11 +68,14 @@ class LoadedModel:
         self, query: str, documents: list[str], *, truncate: bool = True
     ) -> tuple[list[float], list[int]]:
         """`rerank`'s scores and the token count of each (query, document) input."""
-        if self.engine.stats()["pooling"] != 4:
+        if self.stats().pooling != Pooling.RANK:
             raise InvalidRequest("this model does not support reranking (load it with pooling='rank')")
         inputs = [self.model.rerank_input(query, doc) for doc in documents]
         scores, counts = self.engine.embed(inputs, False, truncate)
         return [float(row[0]) for row in scores], list(counts)
+
+    def stats(self) -> EngineStats:
+        return EngineStats.from_native(self.engine.stats())
 
     def close(self) -> None:
         self.engine.shutdown("model unloaded")
@@ -85,7 +89,39 @@ _FIM_NAMES = (
 )
 ChatRender = _native.ChatRender  # a rendered conversation: prompt, grammar, parser, stops
 
-_POOLING = {"none": 0, "mean": 1, "cls": 2, "last": 3, "rank": 4}
+
+class Pooling(enum.IntEnum):
+    """llama.cpp's pooling types (`llama_pooling_type`)."""
+
+    UNSPECIFIED = -1
+    NONE = 0
+    MEAN = 1
+    CLS = 2
+    LAST = 3
+    RANK = 4
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """What the engine reports about itself (slots, queue, context, decode counters)."""
+
+    n_slots: int
+    n_active: int
+    n_queued: int
+    n_ctx: int
+    n_batch: int
+    n_ubatch: int
+    pooling: Pooling
+    decode_calls: int
+    tokens_decoded: int
+
+    @classmethod
+    def from_native(cls, raw: dict[str, Any]) -> EngineStats:
+        names = [f.name for f in fields(cls) if f.name != "pooling"]
+        return cls(pooling=Pooling(int(raw.get("pooling", -1))), **{n: int(raw.get(n, 0)) for n in names})
+
+
+_POOLING = {p.name.lower(): int(p) for p in Pooling if p is not Pooling.UNSPECIFIED}
 
 
 def load_model(

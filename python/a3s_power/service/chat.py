@@ -256,23 +256,37 @@ async def render_only(state: ServerState, job: ChatJob) -> Prompt:
 # -- grammar ------------------------------------------------------------------------------------
 _ROOT_RULE = re.compile(r"^root ::= .*$", re.MULTILINE)
 _TOOL_CALLS_RULE = re.compile(r"^tool-calls ::= ", re.MULTILINE)
+_TOOL_CALL_RULE = re.compile(r"^tool-call ::= ", re.MULTILINE)
 _TEXT_BEFORE_CALLS = re.compile(r"\s+until-\d+\?\s+tool-calls\s*$")
+_REASONING_TEXT = re.compile(r'until-\d+(?=(?:\s+"\\n"\?)?\s+"</)')
+# A forced call after reasoning: the reasoning may take this share of num_predict (in characters,
+# at ~2 per token), so the call still fits; without num_predict, this many characters.
+_REASONING_SHARE = 0.5
+_REASONING_CHARS_UNLIMITED = 4000
 
 
-def calls_only_grammar(grammar: str, *, keep_reasoning: bool) -> str | None:
+def _reasoning_budget(num_predict: int) -> int:
+    if num_predict <= 0:
+        return _REASONING_CHARS_UNLIMITED
+    return max(8, int(num_predict * _REASONING_SHARE) * 2)
+
+
+def calls_only_grammar(grammar: str, *, keep_reasoning: bool, num_predict: int = -1) -> str | None:
     """llama.cpp's tool grammar lets text come before the calls even when a call is required; this
-    one goes straight to the calls (after the reasoning block when `keep_reasoning`). None if the
-    grammar has no `tool-calls` rule to start from."""
+    one goes straight to one call (after a bounded reasoning block when `keep_reasoning`, so the
+    call still fits in num_predict). None if the grammar has no `tool-calls` rule to start from."""
     if not _TOOL_CALLS_RULE.search(grammar):
         return None
+    calls = "tool-call" if _TOOL_CALL_RULE.search(grammar) else "tool-calls"
+    if not keep_reasoning:
+        return _ROOT_RULE.sub(f"root ::= space {calls}", grammar, count=1)
     root = _ROOT_RULE.search(grammar)
-    if keep_reasoning and root is not None and _TEXT_BEFORE_CALLS.search(root.group(0)):
-        return _ROOT_RULE.sub(
-            lambda m: _TEXT_BEFORE_CALLS.sub(" space tool-calls", m.group(0)), grammar, count=1
-        )
-    if keep_reasoning:
+    if root is None or not _TEXT_BEFORE_CALLS.search(root.group(0)):
         return None
-    return _ROOT_RULE.sub("root ::= space tool-calls", grammar, count=1)
+    line = _TEXT_BEFORE_CALLS.sub(f" space {calls}", root.group(0))
+    line = _REASONING_TEXT.sub("forced-reasoning", line, count=1)
+    budget = f"forced-reasoning ::= [^<]{{0,{_reasoning_budget(num_predict)}}}"
+    return grammar[: root.start()] + line + "\n" + budget + grammar[root.end() :]
 
 
 def apply_grammar(options: GenerationOptions, plan: ChatPlan, render: ChatRender | None) -> None:
@@ -289,7 +303,7 @@ def apply_grammar(options: GenerationOptions, plan: ChatPlan, render: ChatRender
     options.preserved_tokens = list(render.preserved_tokens)
     if plan.forced:
         thinking = plan.model.thinks and plan.think is not False and render.supports_thinking
-        forced = calls_only_grammar(render.grammar, keep_reasoning=thinking)
+        forced = calls_only_grammar(render.grammar, keep_reasoning=thinking, num_predict=options.num_predict)
         if forced is not None and not thinking:
             options.grammar = forced
             return
@@ -343,10 +357,14 @@ async def run_chat(state: ServerState, job: ChatJob | ChatPlan) -> AsyncIterator
                 if first_token is None and item.tokens:
                     first_token = since(started) / 1e9
                 delta = parser.feed(item.text) if parser else ReplyDelta(content=item.text)
+                if plan.forced and not delta.content.strip():  # a forced call: only whitespace
+                    delta.content = ""
                 calls += len(delta.tool_calls)
                 yield ReplyPiece(delta, item)
                 continue
             delta = parser.finish() if parser else ReplyDelta()
+            if plan.forced and not delta.content.strip():
+                delta.content = ""
             total = since(started)
             if item.truncated:
                 log.warning(

@@ -48,6 +48,7 @@ def _messages(req: MessagesRequest) -> list[ChatMessage]:
     if not req.messages:
         raise InvalidRequest("messages: at least one message is required")
     out: list[ChatMessage] = []
+    names: dict[str, str] = {}  # tool_use id → tool name, for the results
     system = _text_of(req.system, "system")
     if system:
         out.append(ChatMessage("system", system))
@@ -84,9 +85,12 @@ def _messages(req: MessagesRequest) -> list[ChatMessage]:
                 calls.append(
                     ToolCall(str(block.get("name", "")), arguments, str(block.get("id", "")), len(calls))
                 )
+                names[calls[-1].id] = calls[-1].name
             elif kind == "tool_result":
-                out.append(ChatMessage("tool", _text_of(block.get("content")),
-                                       tool_call_id=str(block.get("tool_use_id", ""))))  # fmt: skip
+                call_id = str(block.get("tool_use_id", ""))
+                result = _text_of(block.get("content"))
+                name = names.get(call_id, "")
+                out.append(ChatMessage("tool", result, tool_name=name, tool_call_id=call_id))
             elif kind == "image":
                 raise Unsupported("images are not supported yet")
             else:
