@@ -362,3 +362,39 @@ def test_truncated_prompt_is_logged(server: LiveServer, caplog: pytest.LogCaptur
     assert response.status_code == 200
     warnings = [r.getMessage() for r in caplog.records if "truncating input prompt" in r.getMessage()]
     assert warnings and re.search(r"limit=2048 prompt=\d+ keep=4 new=\d+", warnings[0])
+
+
+def test_run_renders_the_same_prompt_as_every_surface(server: LiveServer, layered: str) -> None:
+    """`a3s-power run` (a client of this server through OLLAMA_HOST) evaluates the same prompt as
+    the four HTTP surfaces for the same conversation: the model's SYSTEM and MESSAGE history, then
+    one user turn (`run` sends no tools, so none of the requests here does)."""
+    import os
+    import subprocess
+    import sys
+
+    text = "Hello there."
+    bodies = {
+        "/api/chat": {"messages": [{"role": "user", "content": text}], "stream": False},
+        "/v1/chat/completions": {"messages": [{"role": "user", "content": text}]},
+        "/v1/responses": {"input": text},
+        "/v1/messages": {"messages": [{"role": "user", "content": text}], "max_tokens": 3},
+    }
+    rendered, counts = set(), {}
+    for path, body in bodies.items():
+        debug = httpx.post(
+            server.url + path, json={"model": layered, **body, "_debug_render_only": True}, timeout=120
+        )
+        rendered.add(debug.json()["_debug_info"]["rendered_template"])
+        ran = httpx.post(server.url + path, json={"model": layered, **body}, timeout=120)
+        counts[path] = _prompt_tokens(path, ran.json())
+    env = {**os.environ, "OLLAMA_HOST": server.url}
+    run = subprocess.run(
+        [sys.executable, "-m", "a3s_power", "run", layered, text, "--verbose"],
+        capture_output=True, text=True, timeout=200, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    match = re.search(r"^prompt eval count:\s+(\d+) token\(s\)$", run.stderr, re.MULTILINE)
+    assert match, run.stderr
+    counts["a3s-power run"] = int(match.group(1))
+    assert len(rendered) == 1 and SYSTEM in next(iter(rendered))
+    assert len(set(counts.values())) == 1, counts
