@@ -197,8 +197,10 @@ def _go_prompt(loaded: LoadedModel, plan: ChatPlan) -> Prompt:
             text = render_go_template(plan.go_template, None, [], prompt=prefix, suffix=job.suffix,
                                       think=plan.think)  # fmt: skip
         else:
-            text = render_go_template(plan.go_template, None, plan.messages, plan.tools or None,
-                                      think=plan.think)  # fmt: skip
+            messages, tools = plan.messages, plan.tools
+            if plan.generic_tools:  # a template without .Tools: the tools go in the system message
+                messages, tools = generic_messages(messages, tools, plan.forced), []
+            text = render_go_template(plan.go_template, None, messages, tools or None, think=plan.think)
     except GoTemplateError as exc:
         if job.template and not isinstance(exc, GoTemplateExecError):
             raise GoTemplateExecError(str(exc)) from None  # Ollama parses a request's template: 500
@@ -331,6 +333,11 @@ def _merged_stops(options: GenerationOptions, extra: list[str]) -> list[str]:
 def _parser(plan: ChatPlan, prompt: Prompt) -> _Parser | None:
     if plan.generic_tools:
         return GenericReplyParser(plan.forced)
+    if plan.go_template and plan.tools and plan.job.tool_choice != "none":
+        from a3s_power.chat.gotemplate import parse_go_template
+        from a3s_power.chat.gotemplate.tools import GoToolParser, tool_call_tag
+
+        return GoToolParser(tool_call_tag(parse_go_template(plan.go_template)), plan.tools)
     if plan.parse and prompt.render is not None:
         return ReplyParser(prompt.render, parse_reasoning=plan.model.thinks)
     return None

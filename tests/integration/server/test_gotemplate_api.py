@@ -96,3 +96,70 @@ def test_bad_templates_are_refused_with_the_line(server: LiveServer) -> None:
     )
     assert request.status_code == 500
     assert request.json() == {"error": "template: :1: unclosed action"}
+
+
+TOOLS_TEMPLATE = """{{- if .Tools }}<|im_start|>system
+Tools: {{ json .Tools }}<|im_end|>
+{{ end }}
+{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ if .ToolCalls }}<tool_call>
+{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
+{{ end }}</tool_call>{{ else }}{{ .Content }}{{ end }}<|im_end|>
+{{ end }}<|im_start|>assistant
+"""
+
+
+def test_go_tools_template_renders_tools_and_a_tool_round_trip(server: LiveServer) -> None:
+    created = _create(server, {"model": "smol-go-tools", "from": BASE, "template": TOOLS_TEMPLATE})
+    assert created.status_code == 200, created.text
+    shown = httpx.post(server.url + "/api/show", json={"model": "smol-go-tools"}).json()
+    assert "tools" in shown["capabilities"]
+    tool = {"type": "function", "function": {"name": "get_weather", "description": "Weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}  # fmt: skip
+    messages = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "",
+         "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": "sunny", "tool_name": "get_weather"},
+    ]  # fmt: skip
+    body = {"model": "smol-go-tools", "messages": messages, "tools": [tool], "stream": False}
+    debug = httpx.post(
+        server.url + "/api/chat", json={**body, "_debug_render_only": True}, timeout=120
+    ).json()
+    assert debug["_debug_info"]["rendered_template"] == (
+        '<|im_start|>system\nTools: [{"type":"function","function":{"name":"get_weather","description":'
+        '"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]<|im_end|>\n'
+        "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+        '<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": {"city":"Paris"}}\n'
+        "</tool_call><|im_end|>\n<|im_start|>tool\nsunny<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_go_template_replies_are_parsed_into_tool_calls(server: LiveServer) -> None:
+    """A template whose `{{ if .ToolCalls }}` writes bare JSON: a reply that is a JSON call (here
+    forced by a `format` schema) comes back as `tool_calls`, not as content."""
+    template = TOOLS_TEMPLATE.replace("<tool_call>\n", "").replace("</tool_call>", "")
+    assert _create(server, {"model": "smol-go-json", "from": BASE, "template": template}).status_code == 200
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"const": "get_weather"},
+            "arguments": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}},
+                          "required": ["city"], "additionalProperties": False},
+        },
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }  # fmt: skip
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    reply = httpx.post(
+        server.url + "/api/chat",
+        json={"model": "smol-go-json", "stream": False, "tools": [tool], "format": schema,
+              "options": {"temperature": 0, "num_predict": 60},
+              "messages": [{"role": "user", "content": "What is the weather in Paris?"}]},
+        timeout=120,
+    ).json()  # fmt: skip
+    assert reply["done_reason"] == "stop", reply
+    assert reply["message"]["content"] == ""
+    (call,) = reply["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather" and call["function"]["index"] == 0
+    assert isinstance(call["function"]["arguments"]["city"], str)
