@@ -300,6 +300,13 @@ def apply_grammar(options: GenerationOptions, plan: ChatPlan, render: ChatRender
     if plan.generic_tools:
         options.grammar = grammar_for_format(generic_schema(plan.tools, plan.forced))
         return
+    if plan.go_template and plan.forced:  # a Go template's own call format, from the first token
+        from a3s_power.chat.gotemplate import parse_go_template
+        from a3s_power.chat.gotemplate.tools import forced_call_grammar, forced_call_schema, tool_call_tag
+
+        tag = tool_call_tag(parse_go_template(plan.go_template))
+        options.grammar = forced_call_grammar(grammar_for_format(forced_call_schema(plan.tools)), tag)
+        return
     if render is None or not render.grammar or not plan.tools or plan.job.tool_choice == "none":
         return
     options.preserved_tokens = list(render.preserved_tokens)

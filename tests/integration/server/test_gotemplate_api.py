@@ -8,6 +8,7 @@ that the GGUF's own (ChatML) template would cost a different count.
 from __future__ import annotations
 
 import httpx
+import orjson
 import pytest
 from live_server import LiveServer
 
@@ -163,3 +164,26 @@ def test_go_template_replies_are_parsed_into_tool_calls(server: LiveServer) -> N
     (call,) = reply["message"]["tool_calls"]
     assert call["function"]["name"] == "get_weather" and call["function"]["index"] == 0
     assert isinstance(call["function"]["arguments"]["city"], str)
+
+
+def test_a_required_tool_call_holds_on_a_go_template(server: LiveServer) -> None:
+    """tool_choice required on a Go tools template: the reply is the template's own call format
+    (`<tool_call>` + JSON) from its first token, parsed into a call."""
+    if httpx.post(server.url + "/api/show", json={"model": "smol-go-tools"}).status_code != 200:
+        assert (
+            _create(server, {"model": "smol-go-tools", "from": BASE, "template": TOOLS_TEMPLATE}).status_code
+            == 200
+        )
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 8}}, "required": ["city"]}}}  # fmt: skip
+    reply = httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"model": "smol-go-tools", "tools": [tool], "tool_choice": "required", "max_tokens": 60,
+              "temperature": 0, "messages": [{"role": "user", "content": "Hello!"}]},
+        timeout=120,
+    ).json()  # fmt: skip
+    choice = reply["choices"][0]
+    assert choice["finish_reason"] == "tool_calls", reply
+    (call,) = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    assert set(orjson.loads(call["function"]["arguments"])) == {"city"}

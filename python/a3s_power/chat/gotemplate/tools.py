@@ -11,6 +11,7 @@ sent whole as soon as it is complete.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -149,3 +150,26 @@ class GoToolParser:
             self.buffer = ""
             return ReplyDelta(content=text)
         return ReplyDelta(tool_calls=calls)
+
+
+def forced_call_schema(tools: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of one call to one of `tools` (`{"name": …, "arguments": {…}}`)."""
+    options = []
+    for tool in tools:
+        function = tool.get("function") or tool
+        parameters = function.get("parameters") or {"type": "object"}
+        options.append({
+            "type": "object",
+            "properties": {"name": {"const": function.get("name", "")}, "arguments": parameters},
+            "required": ["name", "arguments"],
+        })  # fmt: skip
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def forced_call_grammar(call_grammar: str, tag: str) -> str:
+    """`call_grammar` (GBNF of one call's JSON, rooted at `root`) behind the template's tag, so a
+    required call starts at the reply's first token."""
+    if tag == "{":
+        return call_grammar
+    renamed = re.sub(r"^root ::=", "go-forced-call ::=", call_grammar, count=1, flags=re.MULTILINE)
+    return f"root ::= {json.dumps(tag)} [ \\t\\n]* go-forced-call\n{renamed}"
