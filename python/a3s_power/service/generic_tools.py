@@ -7,6 +7,7 @@ written back in the same JSON. The reply is parsed once it is complete."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -111,4 +112,23 @@ class GenericReplyParser:
         if self.required:
             log.warning("the reply ended before its tool call was complete; no call is sent")
             return ReplyDelta()
+        partial = _PARTIAL_RESPONSE.match(self._text)
+        if partial is not None:  # cut off inside the answer: what it had said so far
+            return ReplyDelta(content=_partial_string(partial.group(1)))
+        if self._text.lstrip().startswith('{"tool_call"') or self._text.lstrip().startswith('{ "tool_call"'):
+            return ReplyDelta()  # cut off inside a call: no half call
         return ReplyDelta(content=self._text)
+
+
+_PARTIAL_RESPONSE = re.compile(r'^\s*\{\s*"response"\s*:\s*"(.*)$', re.DOTALL)
+
+
+def _partial_string(body: str) -> str:
+    """The text of a JSON string cut off before its closing quote."""
+    for end in range(len(body), max(len(body) - 6, -1), -1):  # drop a cut escape sequence
+        try:
+            value = orjson.loads('"' + body[:end] + '"')
+        except orjson.JSONDecodeError:
+            continue
+        return value if isinstance(value, str) else body
+    return body

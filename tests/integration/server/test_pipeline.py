@@ -364,6 +364,65 @@ def test_truncated_prompt_is_logged(server: LiveServer, caplog: pytest.LogCaptur
     assert warnings and re.search(r"limit=2048 prompt=\d+ keep=4 new=\d+", warnings[0])
 
 
+def test_the_pipeline_in_process(tmp_path: Path, smollm2_path: Path) -> None:
+    """What the CLI uses without a server: a ServerState of its own, run_chat and render_only."""
+    import asyncio
+
+    from a3s_power.chat.reply import ReplyDelta
+    from a3s_power.config import Settings
+    from a3s_power.service.chat import ReplyEnd, render_only, run_chat
+    from a3s_power.service.job import ChatJob, ChatMessage
+    from a3s_power.service.state import ServerState
+    from a3s_power.store.store import ModelStore
+
+    settings = Settings(models_root=tmp_path / "models", num_parallel=1, context_length=1024, noprune=True)
+    state = ServerState.create(settings, ModelStore(settings.models_root, env={}))
+    add_gguf_model(state.store, "smol-cli", smollm2_path, {"num_predict": 3, "temperature": 0}, system=SYSTEM)
+
+    async def run() -> tuple[str, ReplyDelta, ReplyEnd]:
+        job = ChatJob(model="smol-cli", messages=[ChatMessage("user", "Tell me a long story.")])
+        prompt = await render_only(state, job)
+        whole, end = ReplyDelta(), None
+        async for event in run_chat(state, ChatJob(model="smol-cli", messages=job.messages)):
+            whole.add(event.delta)
+            end = event if isinstance(event, ReplyEnd) else end
+        await state.scheduler.shutdown()
+        assert end is not None
+        return prompt.text, whole, end
+
+    text, whole, end = asyncio.run(run())
+    assert text.index(SYSTEM) < text.index("Tell me a long story.")
+    assert whole.content and end.completion.eval_count == 3 and end.done_reason == "length"
+    assert end.load_duration > 0
+
+
+def test_fill_in_the_middle_prompt_layout(server: LiveServer, smollm2: Any) -> None:
+    """With FIM tokens (here three of SmolLM2's special tokens standing in for them): prefix token,
+    the prompt, suffix token, the suffix, middle token; no chat template."""
+    from dataclasses import fields
+
+    from a3s_power.runtime.loaded import LoadedModel
+    from a3s_power.service.chat import plan_chat, render
+    from a3s_power.service.job import ChatJob, ChatMessage
+    from a3s_power.service.state import state_of
+
+    pre, suf, mid = (smollm2.tokenize(t, add_special=False, parse_special=True)[0]
+                     for t in ("<|im_start|>", "<|im_end|>", "<|endoftext|>"))  # fmt: skip
+
+    class WithFim(LoadedModel):
+        def fim_tokens(self) -> tuple[int, int, int]:
+            return pre, suf, mid
+
+    loaded = WithFim(**{f.name: getattr(smollm2, f.name) for f in fields(LoadedModel)})
+    job = ChatJob(model=MODEL, messages=[ChatMessage("user", "def add(a, b):")], prompt_mode=True,
+                  suffix="    return c", what="generate")  # fmt: skip
+    prompt = render(loaded, plan_chat(state_of(server.app), job))
+    body = [t for t in prompt.tokens if t != smollm2.info.bos_token or not smollm2.info.add_bos]
+    expected = [pre, *smollm2.tokenize("def add(a, b):", add_special=False), suf,
+                *smollm2.tokenize("    return c", add_special=False), mid]  # fmt: skip
+    assert body == expected and prompt.render is None
+
+
 def test_run_renders_the_same_prompt_as_every_surface(server: LiveServer, layered: str) -> None:
     """`a3s-power run` (a client of this server through OLLAMA_HOST) evaluates the same prompt as
     the four HTTP surfaces for the same conversation: the model's SYSTEM and MESSAGE history, then
