@@ -34,7 +34,7 @@ def ndjson_line(obj: Any) -> bytes:
     return msgspec.json.encode(obj) + b"\n"
 
 
-def last_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+def last_event(events: list[Any]) -> Any:
     return events[-1] if events else {}
 
 
@@ -107,9 +107,9 @@ async def _collect(events: AsyncIterator[E]) -> list[E]:
 
 
 async def respond(
-    events: AsyncIterator[dict[str, Any]],
+    events: AsyncIterator[E],
     stream: bool,
-    combine: Callable[[list[dict[str, Any]]], dict[str, Any]] = last_event,
+    combine: Callable[[list[E]], Any] = last_event,
     request: Request[Any, Any, Any] | None = None,
 ) -> Response[Any]:
     """Stream NDJSON (a failure after the first line: a final `{"error": …}` line), or (stream

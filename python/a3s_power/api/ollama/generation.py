@@ -9,12 +9,17 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 from a3s_power.api.ollama.protocol import (
     ChatRequest,
+    ChatResponse,
+    ChatResponseMessage,
     DebugInfo,
     GenerateRequest,
+    GenerateResponse,
     Logprob,
     Message,
     TopLogprob,
@@ -30,7 +35,6 @@ from a3s_power.service.models import keep_alive_of
 from a3s_power.service.state import ServerState
 
 Event = dict[str, Any]
-Shape = Callable[[ReplyDelta], Event]
 
 
 def logprobs_wire(chunk: Chunk, top: int) -> list[Logprob]:
@@ -48,7 +52,7 @@ def logprobs_wire(chunk: Chunk, top: int) -> list[Logprob]:
     return out
 
 
-def _metrics(final: Completion, end: pipeline.ReplyEnd) -> Event:
+def _metrics(final: Completion, end: pipeline.ReplyEnd) -> dict[str, int | None]:
     """Ollama's metrics; zero values are omitted (`omitempty`); load_duration is never 0."""
     values = {
         "total_duration": end.total_duration,
@@ -59,7 +63,7 @@ def _metrics(final: Completion, end: pipeline.ReplyEnd) -> Event:
         "eval_count": final.eval_count,
         "eval_duration": final.eval_duration,
     }
-    return {k: v for k, v in values.items() if v}
+    return {k: v or None for k, v in values.items()}
 
 
 def job_messages(messages: Iterable[Message]) -> list[ChatMessage]:
@@ -104,59 +108,64 @@ def _wire_calls(calls: list[dict[str, Any]]) -> list[WireToolCall]:
     return [WireToolCall(function=c["function"], id=c.get("id") or None) for c in calls]
 
 
+R = TypeVar("R", GenerateResponse, ChatResponse)
+
+
 async def _ollama_events(
-    state: ServerState, job: ChatJob, shape: Shape, final_extra: Callable[[Completion], Event]
-) -> AsyncIterator[Event]:
+    state: ServerState,
+    job: ChatJob,
+    shape: Callable[[ReplyDelta, bool], R],
+    final_extra: Callable[[Completion], Event],
+) -> AsyncIterator[R]:
     want_logprobs = job.logprobs or job.top_logprobs > 0
     async for item in pipeline.run_chat(state, job):
-        head = {"model": job.model, "created_at": now_rfc3339()}
         if isinstance(item, pipeline.ReplyPiece):
             if not item.delta and not want_logprobs:
                 continue
-            chunk: Event = {**head, **shape(item.delta), "done": False}
+            chunk = shape(item.delta, False)
             if want_logprobs:
-                chunk["logprobs"] = logprobs_wire(item.chunk, job.top_logprobs)
+                chunk.logprobs = logprobs_wire(item.chunk, job.top_logprobs)
             yield chunk
         else:
-            yield {
-                **head,
-                **shape(item.delta),
-                "done": True,
-                "done_reason": item.completion.done_reason,
-                **final_extra(item.completion),
-                **_metrics(item.completion, item),
-            }
+            final = shape(item.delta, True)
+            extra = {"done_reason": item.completion.done_reason, **final_extra(item.completion)}
+            yield msgspec.structs.replace(final, **extra, **_metrics(item.completion, item))
 
 
-def _combine(events: list[Event], delta_of: Callable[[Event], ReplyDelta], shape: Shape) -> Event:
+def _combine(
+    events: list[R], delta_of: Callable[[R], ReplyDelta], shape: Callable[[ReplyDelta, bool], R]
+) -> R:
     """`stream: false`: the final event carrying the whole reply and every logprob."""
     whole = ReplyDelta()
     for event in events:
         whole.add(delta_of(event))
-    final = {**(events[-1] if events else {}), **shape(whole)}
-    logprobs = [lp for e in events for lp in e.get("logprobs", [])]
+    if not events:
+        return shape(whole, True)
+    whole_reply = shape(whole, events[-1].done)
+    if isinstance(whole_reply, GenerateResponse):
+        text, thinking = whole_reply.response, whole_reply.thinking
+        final = msgspec.structs.replace(events[-1], response=text, thinking=thinking)
+    else:
+        final = msgspec.structs.replace(events[-1], message=whole_reply.message)
+    logprobs = [lp for e in events for lp in e.logprobs or []]
     if logprobs:
-        final["logprobs"] = logprobs
+        final.logprobs = logprobs
     return final
 
 
-def _done_event(model: str, shape: Shape, reason: str) -> Event:
+def _done_event(shape: Callable[[ReplyDelta, bool], R], reason: str) -> R:
     """The single answer to a load (empty prompt) or unload (keep_alive 0) request."""
-    return {
-        "model": model,
-        "created_at": now_rfc3339(),
-        **shape(ReplyDelta()),
-        "done": True,
-        "done_reason": reason,
-    }
+    done = shape(ReplyDelta(), True)
+    done.done_reason = reason
+    return done
 
 
-async def _debug_event(state: ServerState, job: ChatJob, shape: Shape) -> Event:
+async def _debug_event(state: ServerState, job: ChatJob, shape: Callable[[ReplyDelta, bool], R]) -> R:
     """`_debug_render_only`: the rendered prompt, nothing generated."""
     prompt = await pipeline.render_only(state, job)
-    image_count = sum(len(m.images) for m in job.messages)
-    return {"model": job.model, "created_at": now_rfc3339(), **shape(ReplyDelta()), "done": False,
-            "_debug_info": DebugInfo(prompt.text, image_count)}  # fmt: skip
+    event = shape(ReplyDelta(), False)
+    event.debug_info = DebugInfo(prompt.text, sum(len(m.images) for m in job.messages))
+    return event
 
 
 def _no_extra(_: Completion) -> Event:
@@ -164,8 +173,12 @@ def _no_extra(_: Completion) -> Event:
 
 
 # -- /api/generate ------------------------------------------------------------------------------
-def _generate_shape(delta: ReplyDelta) -> Event:
-    return {"response": delta.content, **({"thinking": delta.thinking} if delta.thinking else {})}
+def _generate_shape(model: str) -> Callable[[ReplyDelta, bool], GenerateResponse]:
+    def shape(delta: ReplyDelta, done: bool) -> GenerateResponse:
+        return GenerateResponse(model=model, created_at=now_rfc3339(), response=delta.content,
+                                thinking=delta.thinking or None, done=done)  # fmt: skip
+
+    return shape
 
 
 def generate_job(req: GenerateRequest) -> ChatJob:
@@ -192,40 +205,39 @@ def generate_job(req: GenerateRequest) -> ChatJob:
     )
 
 
-async def generate_events(state: ServerState, req: GenerateRequest) -> AsyncIterator[Event]:
+async def generate_events(state: ServerState, req: GenerateRequest) -> AsyncIterator[GenerateResponse]:
     job = generate_job(req)
     if not req.prompt and not req.suffix:
         pipeline.plan_chat(state, job)  # the request's own errors first (think, top_logprobs)
-        yield _done_event(req.model, _generate_shape, await pipeline.load_only(state, job))
+        yield _done_event(_generate_shape(req.model), await pipeline.load_only(state, job))
         return
     if job.debug_render_only:
-        yield await _debug_event(state, job, _generate_shape)
+        yield await _debug_event(state, job, _generate_shape(req.model))
         return
-    async for event in _ollama_events(state, job, _generate_shape,
-                                      lambda done: {} if req.raw else {"context": done.context}):  # fmt: skip
+    extra: Callable[[Completion], Event] = lambda done: {} if req.raw else {"context": done.context}  # noqa: E731
+    async for event in _ollama_events(state, job, _generate_shape(req.model), extra):
         yield event
 
 
-def combine_generate(events: list[Event]) -> Event:
-    return _combine(
-        events, lambda e: ReplyDelta(e.get("response", ""), e.get("thinking", "")), _generate_shape
-    )
+def combine_generate(events: list[GenerateResponse]) -> GenerateResponse:
+    model = events[0].model if events else ""
+    return _combine(events, lambda e: ReplyDelta(e.response, e.thinking or ""), _generate_shape(model))
 
 
 # -- /api/chat ----------------------------------------------------------------------------------
-def _chat_shape(delta: ReplyDelta) -> Event:
-    message: Event = {"role": "assistant", "content": delta.content}
-    if delta.thinking:
-        message["thinking"] = delta.thinking
-    if delta.tool_calls:
-        message["tool_calls"] = _wire_calls(delta.tool_calls)
-    return {"message": message}
+def _chat_shape(model: str) -> Callable[[ReplyDelta, bool], ChatResponse]:
+    def shape(delta: ReplyDelta, done: bool) -> ChatResponse:
+        message = ChatResponseMessage("assistant", delta.content, delta.thinking or None,
+                                      _wire_calls(delta.tool_calls) or None)  # fmt: skip
+        return ChatResponse(model=model, created_at=now_rfc3339(), message=message, done=done)
+
+    return shape
 
 
-def _chat_delta(event: Event) -> ReplyDelta:
-    message = event.get("message", {})
-    calls = [{"id": c.id, "function": c.function} for c in message.get("tool_calls", [])]
-    return ReplyDelta(message.get("content", ""), message.get("thinking", ""), calls)
+def _chat_delta(event: ChatResponse) -> ReplyDelta:
+    message = event.message
+    calls = [{"id": c.id, "function": c.function} for c in message.tool_calls or []]
+    return ReplyDelta(message.content, message.thinking or "", calls)
 
 
 def chat_job(req: ChatRequest) -> ChatJob:
@@ -245,17 +257,17 @@ def chat_job(req: ChatRequest) -> ChatJob:
     )
 
 
-async def chat_events(state: ServerState, req: ChatRequest) -> AsyncIterator[Event]:
+async def chat_events(state: ServerState, req: ChatRequest) -> AsyncIterator[ChatResponse]:
     job = chat_job(req)
     if not req.messages:
-        yield _done_event(req.model, _chat_shape, await pipeline.load_only(state, job))
+        yield _done_event(_chat_shape(req.model), await pipeline.load_only(state, job))
         return
     if job.debug_render_only:
-        yield await _debug_event(state, job, _chat_shape)
+        yield await _debug_event(state, job, _chat_shape(req.model))
         return
-    async for event in _ollama_events(state, job, _chat_shape, _no_extra):
+    async for event in _ollama_events(state, job, _chat_shape(req.model), _no_extra):
         yield event
 
 
-def combine_chat(events: list[Event]) -> Event:
-    return _combine(events, _chat_delta, _chat_shape)
+def combine_chat(events: list[ChatResponse]) -> ChatResponse:
+    return _combine(events, _chat_delta, _chat_shape(events[0].model if events else ""))

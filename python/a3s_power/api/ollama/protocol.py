@@ -98,3 +98,52 @@ class DebugInfo(msgspec.Struct):
 
     rendered_template: str
     image_count: int = 0
+
+
+class ChatResponseMessage(msgspec.Struct, omit_defaults=True):
+    role: str
+    content: str
+    thinking: str | None = None
+    tool_calls: list[WireToolCall] | None = None
+
+
+class GenerateResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A `/api/generate` chunk; the final one adds done_reason, context and the metrics (Ollama's
+    `omitempty`: None, and 0, are left out)."""
+
+    model: str
+    created_at: str
+    response: str
+    thinking: str | None = None
+    done: bool
+    done_reason: str | None = None
+    context: list[int] | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+    logprobs: list[Logprob] | None = None
+    debug_info: DebugInfo | None = msgspec.field(default=None, name="_debug_info")
+
+
+class ChatResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A `/api/chat` chunk (final: as GenerateResponse's, without context)."""
+
+    model: str
+    created_at: str
+    message: ChatResponseMessage
+    done: bool
+    done_reason: str | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+    logprobs: list[Logprob] | None = None
+    debug_info: DebugInfo | None = msgspec.field(default=None, name="_debug_info")
+
+
+OllamaResponse = GenerateResponse | ChatResponse
