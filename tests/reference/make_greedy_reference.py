@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Write greedy.json: llama.cpp's own `llama-simple` output for each (model, prompt).
+"""llama.cpp's own `llama-simple` output for each (model, prompt), produced on this machine.
 
-Usage: python tests/reference/make_greedy_reference.py [--out tests/reference/greedy.json]
-The test suite runs the same code on every CI run and compares A3S Power's engine with it.
+The test suite (tests/integration/test_native_generation.py) runs this in its session; nothing is
+committed, since the numbers depend on the CPU. To look at it by hand:
+    python tests/reference/make_greedy_reference.py --out /tmp/greedy.json
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def reference() -> list[dict[str, object]]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("greedy.json"))
+    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.write_text(json.dumps(reference(), indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
