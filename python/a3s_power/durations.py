@@ -8,6 +8,8 @@ import re
 from a3s_power.errors import InvalidRequest
 
 FOREVER = math.inf
+# Go's time.Duration is int64 nanoseconds: ~292 years. Anything longer is "never unload".
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TERM = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
@@ -46,4 +48,8 @@ def keep_alive_seconds(value: object) -> float:
         seconds = parse_go_duration(value.strip())
     else:
         raise InvalidRequest("Unsupported type: '" + type(value).__name__ + "'")
-    return FOREVER if seconds < 0 else seconds
+    if math.isnan(seconds):
+        raise InvalidRequest("invalid keep_alive: not a number")
+    if seconds < 0 or seconds > MAX_DURATION_SECONDS:
+        return FOREVER
+    return seconds

@@ -103,11 +103,15 @@ def test_greedy_matches_llama_cpp(model_name, smollm2, gemma3, llama_cpp_referen
         if k is None:
             agreed.append(len(steps))
             continue
-        assert k < len(steps), f"{model_name} {prompt!r}: stopped after {k} tokens, llama.cpp went on: {reference!r}"
+        assert k < len(steps), (
+            f"{model_name} {prompt!r}: stopped after {k} tokens, llama.cpp went on: {reference!r}"
+        )
         # a divergence is only allowed at a near-tie, and only to the reference's own next token
         step = steps[k]
         pos = sum(len(s.text) for s in steps[:k])
-        alternatives = [(lp, text) for _, text, lp in step.top if text != step.text and reference[pos:].startswith(text)]
+        alternatives = [
+            (lp, text) for _, text, lp in step.top if text != step.text and reference[pos:].startswith(text)
+        ]
         shown = [(t.decode(errors="replace"), round(lp, 4)) for _, t, lp in step.top]
         assert alternatives, (
             f"{model_name} {prompt!r}: token {k} {step.text!r} is not llama.cpp's "
@@ -116,7 +120,8 @@ def test_greedy_matches_llama_cpp(model_name, smollm2, gemma3, llama_cpp_referen
         gap = step.logprob - max(lp for lp, _ in alternatives)
         assert 0 <= gap <= NEAR_TIE_NATS, (
             f"{model_name} {prompt!r}: diverged from llama.cpp at token {k} ({step.text!r} vs "
-            f"{reference[pos : pos + 16]!r}) with a log-probability gap of {gap:.4f} > {NEAR_TIE_NATS}: {shown}"
+            f"{reference[pos : pos + 16]!r}) with a log-probability gap of {gap:.4f} > {NEAR_TIE_NATS}: "
+            f"{shown}"
         )
         print(f"{model_name} {prompt!r}: identical for {k} tokens, then a near-tie (gap {gap:.4f}): {shown}")
         agreed.append(k)

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from a3s_power.api.anthropic.routes import ANTHROPIC_ROUTER
 from a3s_power.api.auth import api_key_guard
 from a3s_power.api.errors import EXCEPTION_HANDLERS
+from a3s_power.api.limits import api_key_layer, request_limits_layer
 from a3s_power.api.ollama.manage import MANAGE_ROUTES
 from a3s_power.api.ollama.routes import ROUTES as OLLAMA_ROUTES
 from a3s_power.api.openai.routes import OPENAI_ROUTER
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         finally:
             await state.scheduler.shutdown()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *OLLAMA_ROUTES,
             *MANAGE_ROUTES,
@@ -75,8 +76,14 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         openapi_config=None,
         logging_config=None,
         debug=False,
-        request_max_body_size=None,
+        request_max_body_size=None,  # limited by request_limits_layer (blob uploads are not)
     )
+    # outermost, before routing and CORS: the key check, then the body limits
+    handler: Any = request_limits_layer(app.asgi_handler)  # type: ignore[arg-type]
+    if settings.api_keys:
+        handler = api_key_layer(handler, settings.api_keys)
+    app.asgi_handler = handler
+    return app
 
 
 @get("/metrics", media_type="text/plain", sync_to_thread=False)

@@ -41,10 +41,33 @@ def serve(*, host: str | None = None, port: int | None = None, verbose: bool = F
     logging.getLogger(__name__).info(
         "A3S Power listening on %s:%d (models: %s)", settings.host, settings.port, settings.models_root
     )
+    warning = exposure_warning(settings.host, settings.api_keys)
+    if warning:
+        logging.getLogger(__name__).warning("%s", warning)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="debug" if verbose else "warning",
         timeout_graceful_shutdown=5,
+    )
+
+
+def exposure_warning(host: str, api_keys: tuple[str, ...]) -> str:
+    """The warning for a bind address reachable from other machines with no API key set ("" if none)."""
+    import ipaddress
+
+    if api_keys:
+        return ""
+    bare = host.strip("[]")
+    if bare in ("localhost", ""):
+        return ""
+    try:
+        if ipaddress.ip_address(bare).is_loopback:
+            return ""
+    except ValueError:
+        pass  # a host name: it may resolve to anything
+    return (
+        f"listening on {host}, which other machines can reach, without API keys: anyone who can connect "
+        "can run, pull, create and delete models (set A3S_POWER_API_KEYS, or bind 127.0.0.1)"
     )

@@ -133,7 +133,8 @@ class RegistryClient:
                 method, url, headers=all_headers, content=content, follow_redirects=follow_redirects
             )
         except httpx.TransportError as exc:
-            raise RegistryUnreachable(f"{method} {url}: {exc!r}") from exc
+            reason = str(exc) or type(exc).__name__
+            raise RegistryUnreachable(f"cannot reach the registry: {method} {url}: {reason}") from exc
 
     async def _authenticate(self, response: httpx.Response) -> None:
         header = response.headers.get("WWW-Authenticate", "")
@@ -181,3 +182,4 @@ class RegistryUnreachable(RegistryError):
 
     def __init__(self, message: str) -> None:
         super().__init__(0, message)
+        self.status = 502  # a bad gateway: the upstream registry, not this server

@@ -73,10 +73,29 @@ def _check_range(key: str, value: Any) -> Any:
     return value
 
 
+MAX_STOP_STRINGS = 256
+MAX_STOP_LENGTH = 4096  # characters; the engine matches every stop against the decoded tail
+
+
+def check_stops(stops: list[str], name: str = "stop") -> list[str]:
+    """Stop strings bounded in count and length (10,000 stops or a 1 MB one would make every
+    decoded token a long scan): a 400 naming the field."""
+    if len(stops) > MAX_STOP_STRINGS:
+        raise OptionTypeError(f'option "{name}" has {len(stops)} strings (at most {MAX_STOP_STRINGS})')
+    for stop in stops:
+        if len(stop) > MAX_STOP_LENGTH:
+            raise OptionTypeError(
+                f'option "{name}" has a string of {len(stop)} characters (at most {MAX_STOP_LENGTH})'
+            )
+    return stops
+
+
 def coerce_option(key: str, value: Any) -> Any:
     """One option value checked and converted as Ollama's `FromMap` does; KeyError if unknown."""
     if key not in _FLOAT | _INT | _BOOL | LIST_PARAMETERS:
         raise KeyError(key)
+    if key == "stop":
+        return check_stops(typed_json_value(key, value, OptionTypeError, ints=_INT, floats=_FLOAT))
     if key in _FLOAT and isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
         raise OptionTypeError(f'option "{key}" is out of range: {value} (must be a finite float32)')
     return _check_range(key, typed_json_value(key, value, OptionTypeError, ints=_INT, floats=_FLOAT))

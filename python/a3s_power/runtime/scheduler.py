@@ -22,6 +22,7 @@ from a3s_power.errors import Busy
 from a3s_power.runtime.loaded import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
+_FOREVER_AFTER = 9.2e9  # seconds
 BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded"
 
 
@@ -124,6 +125,7 @@ class Scheduler:
     ) -> Runner:
         """Hold a runner for `key` loaded with `spec` (release it with `release`). `describe` is
         called only when the model is loaded: what `ps` shows about it."""
+        self.admit(key)
         runner = self._attach(key, spec)
         if runner is not None:
             return runner
@@ -159,6 +161,17 @@ class Scheduler:
                 return runner
         finally:
             self._pending -= 1
+
+    def admit(self, key: str) -> None:
+        """Raise Busy (Ollama's 503) when `key` cannot take another request: its runner already holds
+        num_parallel running requests plus OLLAMA_MAX_QUEUE waiting ones, or (not loaded) the loader's
+        queue is full. Called before a response starts, so a stream is refused with a 503, not cut."""
+        runner = self._runners.get(key)
+        if runner is not None and not runner.expiring:
+            if runner.refs >= max(1, runner.spec.num_parallel) + self.max_queue:
+                raise Busy(BUSY_MESSAGE)
+        elif self._pending >= self.max_queue:
+            raise Busy(BUSY_MESSAGE)
 
     def release(self, runner: Runner, keep_alive: float | None = None) -> None:
         """A user is done. The request's keep_alive (if it sent one) becomes the runner's."""
@@ -209,7 +222,8 @@ class Scheduler:
             runner._timer.cancel()
             runner._timer = None
         loop = asyncio.get_running_loop()
-        if math.isinf(runner.keep_alive):
+        # beyond ~292 years (Go's longest duration; also what timedelta and call_later can hold) is forever
+        if math.isinf(runner.keep_alive) or not runner.keep_alive < _FOREVER_AFTER:
             runner.expires_at = dt.datetime.max.replace(year=2318, tzinfo=dt.UTC)
             return
         delay = max(0.0, runner.keep_alive)

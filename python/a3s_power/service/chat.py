@@ -16,6 +16,7 @@ engine refuses) are raised from the first step of the iterator, so they keep the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 import orjson
 
 from a3s_power.chat.gotemplate import GoTemplateError, GoTemplateExecError, is_go_template, render_go_template
+from a3s_power.chat.jinja_guard import check_jinja_template
 from a3s_power.chat.reply import ReplyDelta, ReplyParser
 from a3s_power.errors import InvalidRequest, Unsupported
 from a3s_power.runtime.generation import Chunk, Completion, GenerationOptions, generate
@@ -162,6 +164,7 @@ def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
     template = job.template or model.view.template or ""
     parse = not job.raw and not job.suffix and (bool(tools) or (model.thinks and think is not False))
     messages = [m.to_template() for m in _layered(model, job)]
+    state.scheduler.admit(model.key)  # a full queue is a 503 before any response starts
     return ChatPlan(job, model, options, spec, messages, tools, generic, think, parse,
                     template if is_jinja(template) else "",
                     template if is_go_template(template) else "")  # fmt: skip
@@ -228,6 +231,9 @@ def render(loaded: LoadedModel, plan: ChatPlan) -> Prompt:
     if plan.generic_tools:
         messages = generic_messages(messages, tools, plan.forced)
         tools, tool_choice = [], "auto"
+    source = plan.template or loaded.template_override or loaded.info.chat_template or ""
+    if source:  # minja has no recursion limit: a recursive macro must be a 400, not a SIGSEGV
+        check_jinja_template(source, messages, tools or None)
     try:
         rendered = loaded.render_chat(
             messages,
@@ -351,6 +357,15 @@ def _parser(plan: ChatPlan, prompt: Prompt) -> _Parser | None:
 
 
 # -- run ----------------------------------------------------------------------------------------
+def _prepare(loaded: LoadedModel, plan: ChatPlan) -> tuple[Prompt, _Parser | None]:
+    """The prompt's tokens, stops, grammar and reply parser (runs on a worker thread)."""
+    prompt = render(loaded, plan)
+    options = plan.options
+    options.stop = _merged_stops(options, prompt.stops)
+    apply_grammar(options, plan, prompt.render)
+    return prompt, _parser(plan, prompt)
+
+
 async def run_chat(state: ServerState, job: ChatJob | ChatPlan) -> AsyncIterator[ReplyPiece | ReplyEnd]:
     """Run the pipeline: ReplyPieces as text is decided, then one ReplyEnd. Closing the iterator
     (a client that went away) cancels the engine request and releases the runner."""
@@ -360,11 +375,9 @@ async def run_chat(state: ServerState, job: ChatJob | ChatPlan) -> AsyncIterator
     load_duration = since(started)
     first_token: float | None = None
     try:
-        prompt = render(runner.loaded, plan)
+        # rendering and tokenizing a long conversation (or a 10 MB message) takes seconds: off the loop
+        prompt, parser = await asyncio.to_thread(_prepare, runner.loaded, plan)
         options = plan.options
-        options.stop = _merged_stops(options, prompt.stops)
-        apply_grammar(options, plan, prompt.render)
-        parser = _parser(plan, prompt)
         calls = 0
         async for item in generate(runner.loaded, prompt.tokens, options):
             if isinstance(item, Chunk):

@@ -31,13 +31,38 @@ def sha256_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+INCOMING_PREFIX = ".incoming-"
+
+
+def incoming_is_orphaned(name: str) -> bool:
+    """A `.incoming-<pid>-*.tmp` upload partial whose writing process is gone."""
+    if not (name.startswith(INCOMING_PREFIX) and name.endswith(".tmp")):
+        return False
+    pid_text = name[len(INCOMING_PREFIX) :].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return False  # an older writer's name: left to the age rule
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class BlobWriter:
     """Stream bytes into a temp file next to the blobs, hashing as they come; `commit` makes it a blob."""
 
     def __init__(self, layout: StoreLayout) -> None:
         layout.ensure()
         self._layout = layout
-        fd, name = tempfile.mkstemp(prefix=".incoming-", suffix=".tmp", dir=layout.blobs)
+        # the writer's pid in the name: a start-up prune removes the partials of dead processes at once
+        fd, name = tempfile.mkstemp(
+            prefix=f"{INCOMING_PREFIX}{os.getpid()}-", suffix=".tmp", dir=layout.blobs
+        )
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self._tmp = Path(name)
         self._hash = hashlib.sha256()

@@ -38,6 +38,7 @@ from a3s_power.store.model_config import config_bytes, config_from_gguf
 from a3s_power.store.modelfile import MESSAGE_ROLES, ModelfileRequest
 from a3s_power.store.names import normalize_digest, parse_name
 from a3s_power.store.parameters import coerce_parameter
+from a3s_power.store.show import is_jinja
 from a3s_power.store.store import ModelStore
 
 Event = dict[str, Any]
@@ -127,6 +128,14 @@ def create_events(store: ModelStore, request: CreateRequest) -> Iterator[Event]:
             check_go_template(request.template)
         except GoTemplateError as exc:
             raise CreateError(f"template error: {exc}") from None
+    elif request.template and is_jinja(request.template):
+        # a recursive macro would crash the native renderer at the first chat: refused here
+        from a3s_power.chat.jinja_guard import TemplateRefused, check_jinja_template
+
+        try:
+            check_jinja_template(request.template)
+        except TemplateRefused as exc:
+            raise CreateError(str(exc)) from None
     created: set[str] = set()
     if request.from_:
         layers, config = _layers_from_base(store, request.from_)
@@ -137,7 +146,13 @@ def create_events(store: ModelStore, request: CreateRequest) -> Iterator[Event]:
 
     for fname, digest in request.adapters.items():
         layers = [x for x in layers if x.media_type != MEDIA_ADAPTER]
-        layers.append(_existing_blob_layer(store, digest, MEDIA_ADAPTER, fname))
+        adapter = _existing_blob_layer(store, digest, MEDIA_ADAPTER, fname)
+        with store.blob_path(adapter.digest).open("rb") as f:
+            if f.read(4) != b"GGUF":  # a safetensors adapter would need converting; anything else is wrong
+                raise CreateError(
+                    f"adapter {fname} is not a GGUF file (only GGUF LoRA adapters are supported)"
+                )
+        layers.append(adapter)
 
     if request.template is not None:
         layers = _replace(

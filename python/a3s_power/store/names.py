@@ -115,9 +115,10 @@ def parse_name_bare(text: str) -> tuple[str, str, str, str, str]:
 
 def parse_name(text: str) -> ModelName:
     """Parse and validate, filling Ollama's defaults. Raises InvalidModelName (`invalid model name`)."""
-    if not isinstance(text, str) or not text.strip():
+    # no trimming: "name:tag\n" is not `name:tag` (a DELETE with it must not delete the real model)
+    if not isinstance(text, str) or not text.strip() or text != text.strip():
         raise InvalidModelName(str(text))
-    scheme, host, namespace, model, tag = parse_name_bare(text.strip())
+    scheme, host, namespace, model, tag = parse_name_bare(text)
     name = ModelName(
         host=host or DEFAULT_HOST,
         namespace=namespace or DEFAULT_NAMESPACE,

@@ -15,7 +15,7 @@ import orjson
 
 from a3s_power.envvars import env_flag
 from a3s_power.store.atomic import atomic_write_bytes
-from a3s_power.store.blobs import import_file_as_blob, sha256_bytes, write_blob_bytes
+from a3s_power.store.blobs import import_file_as_blob, incoming_is_orphaned, sha256_bytes, write_blob_bytes
 from a3s_power.store.errors import InvalidModelName, ModelNotFound, StoreError
 from a3s_power.store.layout import PARTIAL_MARK, StoreLayout, default_models_root
 from a3s_power.store.locks import TransferLock
@@ -219,9 +219,9 @@ class ModelStore:
                 age = now - path.stat().st_mtime
             except OSError:
                 continue
-            if age < min_age_s or not path.is_file():
-                continue
             name = path.name
+            if not path.is_file() or (age < min_age_s and not incoming_is_orphaned(name)):
+                continue
             if PARTIAL_MARK in name and self._partial_in_use(name):
                 continue
             if name.startswith("sha256-") and PARTIAL_MARK not in name and len(name) == 71:
