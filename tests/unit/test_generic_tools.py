@@ -29,6 +29,8 @@ def test_a_response_streams_as_it_is_decoded() -> None:
         ("é", []), ("", []), ("", []), ("", []),
     ]  # fmt: skip
     assert "".join(c for c, _ in _stream(['{"response": "cut sh', "ort"])) == "cut short"
+    spaced = _stream(["{", '"response"', ":", ' "', "Paris", " is"])  # the space comes after the key
+    assert [c for c, _ in spaced] == ["", "", "", "", "Paris", " is", ""]
 
 
 def test_a_call_goes_out_once_its_object_is_complete() -> None:

@@ -111,7 +111,7 @@ class GenericReplyParser:
 
     def _response_text(self) -> str:
         """The response string's text decoded so far (up to its closing quote, if any)."""
-        body = self._text[self._body :]
+        body = self._text[self._body :].lstrip()  # the space before the value may come later
         if not body.startswith('"'):
             return ""
         end = _decodable_end(body)

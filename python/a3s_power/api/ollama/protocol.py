@@ -145,4 +145,20 @@ class ChatResponse(Metrics, omit_defaults=True):
     done_reason: str | None = None
 
 
+class EmbedResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`/api/embed` (zero metrics and an empty model name left out, as Go's `omitempty`)."""
+
+    model: str = ""
+    embeddings: list[list[float]]
+    total_duration: int = 0
+    load_duration: int = 0
+    prompt_eval_count: int = 0
+
+
+class EmbeddingResponse(msgspec.Struct):
+    """The legacy `/api/embeddings`."""
+
+    embedding: list[float]
+
+
 OllamaResponse = GenerateResponse | ChatResponse
