@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
-import subprocess
 import sys
-import time
 
 import pytest
+
+from _terminal import Terminal
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,31 +20,6 @@ def _no_server_at_ollama_host(monkeypatch: pytest.MonkeyPatch) -> None:
     from _store_helpers import free_port
 
     monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{free_port()}")
-
-
-class Terminal:
-    def __init__(self, args: list[str]) -> None:
-        self.master, slave = pty.openpty()
-        env = {**os.environ, "TERM": "dumb"}
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
-        os.close(slave)
-        self.buffer = b""
-
-    def expect(self, text: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while text.encode() not in self.buffer:
-            assert time.monotonic() < deadline, f"no {text!r} in {self.buffer[-500:]!r}"
-            ready, _, _ = select.select([self.master], [], [], 0.2)
-            if ready:
-                try:
-                    self.buffer += os.read(self.master, 4096)
-                except OSError:
-                    break
-        head, _, self.buffer = self.buffer.partition(text.encode())
-        return head.decode(errors="replace")
-
-    def send(self, line: str) -> None:
-        os.write(self.master, line.encode() + b"\n")
 
 
 def test_interactive_chat_keeps_context_and_commands(smollm2_path: object) -> None:
@@ -61,7 +34,8 @@ def test_interactive_chat_keeps_context_and_commands(smollm2_path: object) -> No
             "0",
             "--num-predict",
             "12",
-        ]
+        ],
+        timeout=60,
     )
     try:
         term.expect(">>> ")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from a3s_power.api.anthropic.service import BlockStream
 from a3s_power.chat.reply import ReplyDelta
 
@@ -22,6 +24,7 @@ def test_blocks_open_and_close_by_kind() -> None:
         *blocks.feed(ReplyDelta(tool_calls=[_call(0, "Paris"), _call(1, "Rome")])),
         *blocks.finish(),
     ]
+    events = [(name, msgspec.to_builtins(event)) for name, event in events]  # as on the wire
     shape = [
         (name, e.get("index"), (e.get("delta") or e.get("content_block") or {}).get("type"))
         for name, e in events
@@ -52,6 +55,6 @@ def test_blocks_open_and_close_by_kind() -> None:
 
 
 def test_an_empty_reply_still_has_one_text_block() -> None:
-    events = BlockStream().finish()
+    events = [(name, msgspec.to_builtins(event)) for name, event in BlockStream().finish()]
     assert [name for name, _ in events] == ["content_block_start", "content_block_stop"]
     assert events[0][1]["content_block"] == {"type": "text", "text": ""}

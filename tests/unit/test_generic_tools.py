@@ -11,9 +11,33 @@ TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"
 
 def _parse(text: str, required: bool) -> tuple[str, list[dict[str, object]]]:
     parser = GenericReplyParser(required)
-    assert not parser.feed(text)  # nothing until the reply is complete
-    delta = parser.finish()
+    delta = parser.feed(text)
+    delta.add(parser.finish())
     return delta.content, delta.tool_calls
+
+
+def _stream(pieces: list[str], required: bool = False) -> list[tuple[str, list[str]]]:
+    parser = GenericReplyParser(required)
+    deltas = [parser.feed(piece) for piece in pieces] + [parser.finish()]
+    return [(d.content, [c["function"]["name"] for c in d.tool_calls]) for d in deltas]
+
+
+def test_a_response_streams_as_it_is_decoded() -> None:
+    pieces = ['{', '"resp', 'onse": "', 'Hel', 'lo \\', 'n wor', 'ld \\u00', 'e9', '"', "}"]
+    assert _stream(pieces) == [
+        ("", []), ("", []), ("", []), ("Hel", []), ("lo ", []), ("\n wor", []), ("ld ", []),
+        ("é", []), ("", []), ("", []), ("", []),
+    ]  # fmt: skip
+    assert "".join(c for c, _ in _stream(['{"response": "cut sh', "ort"])) == "cut short"
+    spaced = _stream(["{", '"response"', ":", ' "', "Paris", " is"])  # the space comes after the key
+    assert [c for c, _ in spaced] == ["", "", "", "", "Paris", " is", ""]
+
+
+def test_a_call_goes_out_once_its_object_is_complete() -> None:
+    pieces = ['{"tool_call": {"name": "get_weather", ', '"arguments": {"city": "Paris"}', "}", "}"]
+    assert _stream(pieces, required=True) == [("", []), ("", []), ("", []), ("", ["get_weather"]), ("", [])]
+    assert _stream(['{"tool_call": {"name": "get_wea'], required=True) == [("", []), ("", [])]  # no half call
+    assert _stream(["Plain text, not JSON."]) == [("", []), ("Plain text, not JSON.", [])]
 
 
 def test_schema_requires_a_call_only_when_forced() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from a3s_power.api.openai.responses import ItemStream
 from a3s_power.chat.reply import ReplyDelta
 
@@ -16,6 +18,8 @@ def test_reasoning_then_text_then_a_call() -> None:
         *items.feed(ReplyDelta(tool_calls=[call])),
         *items.finish(),
     ]
+    events = [(name, msgspec.to_builtins(event)) for name, event in events]  # as on the wire
+    output = msgspec.to_builtins(items.output)
     kinds = [name for name, _ in events]
     assert kinds == [
         "response.output_item.added",
@@ -37,8 +41,8 @@ def test_reasoning_then_text_then_a_call() -> None:
         "response.output_item.done",
     ]
     assert [e["sequence_number"] for _, e in events] == list(range(1, len(events) + 1))
-    assert [o["type"] for o in items.output] == ["reasoning", "message", "function_call"]
-    assert items.output[0]["summary"] == [{"type": "summary_text", "text": "hmm"}]
-    assert items.output[1]["content"][0]["text"] == "Checking."
-    assert items.output[2]["call_id"] == "call_x1" and items.output[2]["arguments"] == '{"city":"Rome"}'
+    assert [o["type"] for o in output] == ["reasoning", "message", "function_call"]
+    assert output[0]["summary"] == [{"type": "summary_text", "text": "hmm"}]
+    assert output[1]["content"][0]["text"] == "Checking."
+    assert output[2]["call_id"] == "call_x1" and output[2]["arguments"] == '{"city":"Rome"}'
     assert {e["output_index"] for _, e in events[6:13]} == {1}

@@ -134,7 +134,7 @@ def sse_event(obj: Any) -> bytes:
 
 
 async def sse_respond(
-    events: AsyncIterator[dict[str, Any]], error_body: Callable[[Exception], dict[str, Any]]
+    events: AsyncIterator[Any], error_body: Callable[[Exception], dict[str, Any]]
 ) -> Stream:
     """OpenAI-style server-sent events: `data: {json}` per event, then `data: [DONE]`; a failure
     after the first event is a final `data: {"error": …}` event."""
@@ -153,7 +153,7 @@ def sse_named_event(name: str, obj: Any) -> bytes:
 
 
 async def sse_named_respond(
-    events: AsyncIterator[tuple[str, dict[str, Any]]], error_body: Callable[[Exception], dict[str, Any]]
+    events: AsyncIterator[tuple[str, Any]], error_body: Callable[[Exception], dict[str, Any]]
 ) -> Stream:
     """Server-sent events with event names (Anthropic's and the Responses API's format); a failure
     after the first event becomes an `error` event."""

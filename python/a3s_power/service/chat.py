@@ -1,9 +1,9 @@
 """The one chat pipeline under every API family and the CLI.
 
     ChatJob ─► plan_chat:  resolve the name in the store → check capabilities → the model's layers
-               in Ollama's order (SYSTEM unless the request has one, MESSAGE history, then the
-               request; PARAMETER defaults under the request's options; TEMPLATE; ADAPTER in the
-               load spec) → the load spec and the merged options
+               in Ollama's order (SYSTEM unless the request starts with its own system message,
+               MESSAGE history, then the request; PARAMETER defaults under the request's options;
+               TEMPLATE; ADAPTER in the load spec) → the load spec and the merged options
             ─► run_chat:   acquire the runner → render (chat template, raw, or fill-in-the-middle)
                → grammar (format / tool calls, forced when tool_choice requires) → generate →
                parse the reply (content / thinking / tool calls) → release → metrics
@@ -120,18 +120,22 @@ class ChatPlan:
 
 # -- plan ---------------------------------------------------------------------------------------
 def _layered(model: ResolvedModel, job: ChatJob) -> list[ChatMessage]:
-    """Ollama's order: SYSTEM (unless the request starts with its own), MESSAGE history (for
-    /api/generate only without `context`), then the request's messages."""
+    """The model's SYSTEM and MESSAGE layers around the request's messages, as Ollama orders them.
+
+    /api/chat (and every surface Ollama translates into it; `server/routes.go` ChatHandler):
+    the MESSAGE history, then the request's messages; SYSTEM goes first only when the request's
+    first message is not a system message (a request's own system message stays where it is,
+    after the history). /api/generate (GenerateHandler): the request's `system` or else SYSTEM,
+    the MESSAGE history (only without `context`), then the prompt."""
     request = list(job.messages)
-    leading: list[ChatMessage] = []
-    while request and request[0].role == "system":
-        leading.append(request.pop(0))
-    if not leading and model.view.system:
-        leading = [ChatMessage("system", model.view.system)]
-    history: list[ChatMessage] = []
-    if not (job.prompt_mode and job.context is not None):
-        history = [_stored_message(m) for m in model.view.messages]
-    return [*leading, *history, *request]
+    history = [_stored_message(m) for m in model.view.messages]
+    system = [ChatMessage("system", model.view.system)] if model.view.system else []
+    if job.prompt_mode:
+        leading = [request.pop(0)] if request and request[0].role == "system" else system
+        return [*leading, *([] if job.context is not None else history), *request]
+    if request and request[0].role == "system":
+        system = []
+    return [*system, *history, *request]
 
 
 def _stored_message(message: dict[str, Any]) -> ChatMessage:
@@ -147,6 +151,8 @@ def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
     if job.drop_unsupported_think and not model.thinks:
         think = None
     check_think(model, think)
+    if think is None and model.thinks:  # Ollama: a model that can think does unless told not to
+        think = True
     if job.raw and (job.template or job.context or any(m.role == "system" for m in job.messages)):
         raise InvalidRequest("raw mode does not support template, system, or context")
     if any(m.images for m in job.messages):
@@ -343,14 +349,31 @@ def _merged_stops(options: GenerationOptions, extra: list[str]) -> list[str]:
     return seen
 
 
+def _go_parser(plan: ChatPlan, prompt: Prompt) -> _Parser | None:
+    """A Go template's reply: thinking between the tags the template puts around `.Thinking`
+    (when thinking is on), then content, or the template's tool calls when tools are offered."""
+    from a3s_power.chat.gotemplate import infer_thinking_tags, parse_go_template
+    from a3s_power.chat.gotemplate.thinking import ThinkingParser
+    from a3s_power.chat.gotemplate.tools import GoToolParser, tool_call_tag
+
+    template = parse_go_template(plan.go_template)
+    calls: _Parser | None = None
+    if plan.tools and plan.job.tool_choice != "none":
+        calls = GoToolParser(tool_call_tag(template), plan.tools)
+    opening, closing = infer_thinking_tags(template)
+    if not (opening and closing) or plan.think in (None, False) or plan.job.raw or plan.job.suffix:
+        return calls
+    parser = ThinkingParser(opening, closing, calls)
+    if prompt.text.rstrip().endswith(opening):  # the template opened the block: the reply thinks
+        parser.feed(opening)
+    return parser
+
+
 def _parser(plan: ChatPlan, prompt: Prompt) -> _Parser | None:
     if plan.generic_tools:
         return GenericReplyParser(plan.forced)
-    if plan.go_template and plan.tools and plan.job.tool_choice != "none":
-        from a3s_power.chat.gotemplate import parse_go_template
-        from a3s_power.chat.gotemplate.tools import GoToolParser, tool_call_tag
-
-        return GoToolParser(tool_call_tag(parse_go_template(plan.go_template)), plan.tools)
+    if plan.go_template:
+        return _go_parser(plan, prompt)
     if plan.parse and prompt.render is not None:
         return ReplyParser(prompt.render, parse_reasoning=plan.model.thinks)
     return None

@@ -165,12 +165,28 @@ def capabilities(view: ModelView, info: GGUFInfo | None) -> list[str]:
     go_template = view.template or ""
     if is_jinja(go_template):  # a TEMPLATE layer written in Jinja replaces the GGUF's template
         jinja, go_template = go_template, ""
+    elif go_template:  # so does a Go one: only its own variables count (Ollama's Template.Vars)
+        jinja = ""
     if ("tools" in jinja or "tool_call" in jinja) or ".Tools" in go_template:
         caps.append("tools")
     if ".Suffix" in go_template:
         caps.append("insert")
     if view.projector_paths or (info is not None and f"{arch}.vision.block_count" in info.metadata):
         caps.append("vision")
-    if ("<think>" in jinja and "</think>" in jinja) or arch == "gpt-oss":
+    if ("<think>" in jinja and "</think>" in jinja) or arch == "gpt-oss" or _go_thinks(go_template):
         caps.append("thinking")
     return caps
+
+
+def _go_thinks(template: str) -> bool:
+    """Ollama's rule for a Go template: `thinking.InferTags` finds both tags around `.Thinking`."""
+    if not template:
+        return False
+    from a3s_power.chat.gotemplate.ollama import infer_thinking_tags, parse_go_template
+    from a3s_power.chat.gotemplate.parse import GoTemplateError
+
+    try:
+        opening, closing = infer_thinking_tags(parse_go_template(template))
+    except GoTemplateError:
+        return False  # Ollama logs the template's errors and reports no capability from it
+    return bool(opening and closing)

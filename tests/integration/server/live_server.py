@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -59,3 +60,17 @@ def add_gguf_model(
     request = CreateRequest(model=name, files={gguf.name: digest}, parameters=parameters, **fields)  # type: ignore[arg-type]
     for _ in create_events(store, request):
         pass
+
+
+def openai_client(server: LiveServer, api_key: str = "unused") -> Any:
+    """The official `openai` SDK pointed at `server` (no retries: a failure shows at once)."""
+    import openai
+
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=api_key, timeout=120, max_retries=0)
+
+
+def anthropic_client(server: LiveServer, api_key: str = "unused") -> Any:
+    """The official `anthropic` SDK pointed at `server`."""
+    import anthropic
+
+    return anthropic.Anthropic(base_url=server.url, api_key=api_key, timeout=120, max_retries=0)

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import LiveServer
+from live_server import LiveServer, anthropic_client
 
 anthropic = pytest.importorskip("anthropic")
 pytestmark = pytest.mark.timeout(180)
@@ -20,7 +20,7 @@ WEATHER = {
 
 @pytest.fixture(scope="module")
 def client(server: LiveServer) -> Any:
-    return anthropic.Anthropic(base_url=server.url, api_key="unused", timeout=120, max_retries=0)
+    return anthropic_client(server)
 
 
 def test_message_matches_the_native_chat(server: LiveServer, client: Any) -> None:

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +21,7 @@ import pytest
 from live_server import LiveServer, add_gguf_model
 
 from _store_helpers import free_port
+from _terminal import Terminal
 from a3s_power.runtime import LoadedModel
 
 pytestmark = pytest.mark.timeout(240)
@@ -149,36 +147,6 @@ def test_help_and_delete_aliases(server: LiveServer, smollm2_path: Path) -> None
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == "deleted 'doomed'\n"
     assert server.store.find("doomed") is None
-
-
-class Terminal:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.master, slave = pty.openpty()
-        env = {**env, "TERM": "dumb"}
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
-        os.close(slave)
-        self.buffer = b""
-
-    def expect(self, text: str, timeout: float = 90) -> str:
-        deadline = time.monotonic() + timeout
-        while text.encode() not in self.buffer:
-            assert time.monotonic() < deadline, f"no {text!r} in {self.buffer[-600:]!r}"
-            ready, _, _ = select.select([self.master], [], [], 0.2)
-            if ready:
-                try:
-                    self.buffer += os.read(self.master, 4096)
-                except OSError:
-                    break
-        head, _, self.buffer = self.buffer.partition(text.encode())
-        return head.decode(errors="replace")
-
-    def send(self, line: str) -> None:
-        os.write(self.master, line.encode() + b"\n")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        os.close(self.master)
 
 
 @pytest.mark.parametrize("with_server", [True, False], ids=["server", "in-process"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import LiveServer, add_gguf_model
+from live_server import LiveServer, add_gguf_model, anthropic_client, openai_client
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
@@ -57,12 +57,12 @@ def models(server: LiveServer, tools_model: str, gemma3_path: Path, smollm2_path
 
 @pytest.fixture(scope="module")
 def oai(server: LiveServer, models: None) -> Any:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+    return openai_client(server)
 
 
 @pytest.fixture(scope="module")
 def claude(server: LiveServer, models: None) -> Any:
-    return anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0, timeout=120)
+    return anthropic_client(server)
 
 
 def _check_call(name: str, arguments: dict[str, Any], allowed: set[str]) -> None:
@@ -231,3 +231,27 @@ def test_auto_and_none_unchanged(oai: Any) -> None:
     )
     message = auto.choices[0].message
     assert message.tool_calls or (message.content and "tool_call" not in message.content)
+
+
+def test_generic_format_streams_the_answer_as_it_is_decoded(oai: Any) -> None:
+    """On a template without tools (llama.cpp's generic JSON format), an answer streams: its text
+    arrives in several deltas before the finish chunk, never as the JSON around it. (A response
+    format holding the answer's shape makes the model answer rather than call.)"""
+    answer = {"type": "object", "properties": {"response": {"type": "string"}}, "required": ["response"]}
+    chunks = list(
+        oai.chat.completions.create(
+            model="gemma3:270m",
+            messages=[{"role": "user", "content": "Describe Paris in two sentences."}],
+            tools=OPENAI_TOOLS,
+            response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": answer}},
+            max_tokens=24,
+            temperature=0,
+            stream=True,
+        )
+    )
+    texts = [c.choices[0].delta.content for c in chunks[:-1] if c.choices and c.choices[0].delta.content]
+    assert len(texts) >= 3, texts  # streamed, not sent whole at the end
+    text = "".join(texts)
+    assert '"response"' not in text and not text.lstrip().startswith("{")
+    assert not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")

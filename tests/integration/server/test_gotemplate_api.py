@@ -187,3 +187,64 @@ def test_a_required_tool_call_holds_on_a_go_template(server: LiveServer) -> None
     (call,) = choice["message"]["tool_calls"]
     assert call["function"]["name"] == "get_weather"
     assert set(orjson.loads(call["function"]["arguments"])) == {"city"}
+
+
+# Ollama's qwen3 shape: earlier thinking between <think> tags, .Think / .IsThinkSet deciding how the
+# generation prompt opens.
+THINKING = """{{- range $i, $_ := .Messages }}
+{{- $last := eq (len (slice $.Messages $i)) 1 -}}
+<|im_start|>{{ .Role }}
+{{ if and (eq .Role "assistant") .Thinking }}<think>{{ .Thinking }}</think>
+{{ end }}{{ .Content }}<|im_end|>
+{{ if and $last (ne .Role "assistant") }}<|im_start|>assistant
+{{ if and $.IsThinkSet (not $.Think) }}<think>
+
+</think>
+
+{{ else }}<think>
+{{ end }}{{ end }}
+{{- end }}"""
+
+
+def test_a_go_template_with_thinking_thinks(server: LiveServer) -> None:
+    """The `thinking` capability comes from the tags around `.Thinking` (Ollama's InferTags); thinking
+    is on unless the request turns it off; the reply inside the opened block is `thinking`."""
+    assert _create(server, {"model": "smol-think", "from": BASE, "template": THINKING}).status_code == 200
+    assert _create(server, {"model": "smol-nothink", "from": BASE, "template": BRACKETS}).status_code == 200
+    shown = httpx.post(server.url + "/api/show", json={"model": "smol-think"}, timeout=30).json()
+    assert "thinking" in shown["capabilities"]
+    plain = httpx.post(server.url + "/api/show", json={"model": "smol-nothink"}, timeout=30).json()
+    assert "thinking" not in plain["capabilities"]
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!", "thinking": "They greet me."},
+        {"role": "user", "content": "Name a colour."},
+    ]
+    body = {"model": "smol-think", "stream": False, "messages": messages,
+            "options": {"temperature": 0, "num_predict": 6}}  # fmt: skip
+
+    def chat(**extra: object) -> dict[str, object]:
+        reply = httpx.post(server.url + "/api/chat", json={**body, **extra}, timeout=120)
+        assert reply.status_code == 200, reply.text
+        return reply.json()  # type: ignore[no-any-return]
+
+    rendered = str(chat(_debug_render_only=True)["_debug_info"]["rendered_template"])  # type: ignore[index]
+    assert "<think>They greet me.</think>\nHello!" in rendered  # a message's .Thinking
+    assert rendered.endswith("<|im_start|>assistant\n<think>\n")  # think unset: on, as Ollama
+    for extra in ({}, {"think": True}):
+        message = chat(**extra)["message"]
+        assert isinstance(message, dict) and message["thinking"] and "<think>" not in message["thinking"]
+    off = str(chat(think=False, _debug_render_only=True)["_debug_info"]["rendered_template"])  # type: ignore[index]
+    assert off.endswith("<think>\n\n</think>\n\n")
+    message = chat(think=False)["message"]
+    assert isinstance(message, dict) and "thinking" not in message and message["content"]
+    openai = httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"model": "smol-think", "messages": messages, "max_tokens": 6, "temperature": 0},
+        timeout=120,
+    ).json()
+    assert openai["choices"][0]["message"]["reasoning"]
+    refused = httpx.post(
+        server.url + "/api/chat", json={**body, "model": "smol-nothink", "think": True}, timeout=60
+    )
+    assert refused.status_code == 400 and "does not support thinking" in refused.text

@@ -10,7 +10,7 @@ import numpy as np
 import openai
 import orjson
 import pytest
-from live_server import LiveServer
+from live_server import LiveServer, openai_client
 
 pytestmark = pytest.mark.timeout(180)
 MODEL = "smollm2:135m"
@@ -18,7 +18,7 @@ MODEL = "smollm2:135m"
 
 @pytest.fixture(scope="module")
 def client(server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", timeout=120, max_retries=0)
+    return openai_client(server)
 
 
 def test_chat_completion_matches_the_native_api(server: LiveServer, client: openai.OpenAI) -> None:

@@ -164,10 +164,16 @@ def test_every_surface_renders_the_same_prompt(server: LiveServer, layered: str,
     assert len(set(rendered.values())) == 1, rendered
     assert len(set(counts.values())) == 1, counts  # the same tokens were evaluated (or reused)
     prompt = rendered["/api/chat"]
-    # Ollama's order: SYSTEM (unless the request has one), the MESSAGE history, then the request
-    expected_system = system or SYSTEM
-    assert prompt.index(expected_system) < prompt.index(HISTORY[0]["content"]) < prompt.index("Hello there.")
-    assert (SYSTEM in prompt) == (system is None)
+    # Ollama's order (ChatHandler): the MESSAGE history, then the request's messages; SYSTEM first
+    # only when the request does not start with its own system message, which stays after the
+    # history
+    history = prompt.index(HISTORY[0]["content"])
+    assert history < prompt.index(HISTORY[1]["content"]) < prompt.index("Hello there.")
+    if system is None:
+        assert prompt.index(SYSTEM) < history
+    else:
+        assert SYSTEM not in prompt
+        assert history < prompt.index(system) < prompt.index("Hello there.")
     assert prompt.index("Hello there.") < prompt.index('"city": "Paris"') < prompt.index("18 degrees")
     assert "get_weather" in prompt.split("Hello there.")[0]  # the tools are described up front
 

@@ -8,7 +8,7 @@ import httpx
 import openai
 import orjson
 import pytest
-from live_server import LiveServer
+from live_server import LiveServer, openai_client
 
 pytestmark = pytest.mark.timeout(180)
 MODEL = "smollm2:135m"
@@ -22,7 +22,7 @@ WEATHER = {
 
 @pytest.fixture(scope="module")
 def client(server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", timeout=120, max_retries=0)
+    return openai_client(server)
 
 
 def test_text_response_matches_chat_completions(client: openai.OpenAI) -> None:

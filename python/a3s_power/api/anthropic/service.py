@@ -14,15 +14,37 @@ from typing import Any
 
 import orjson
 
-from a3s_power.api.anthropic.protocol import MessagesRequest, Usage
+from a3s_power.api.anthropic.protocol import (
+    BlockDelta,
+    ContentBlock,
+    ContentBlockDelta,
+    ContentBlockStart,
+    ContentBlockStop,
+    DebugMessage,
+    InputJsonDelta,
+    Message,
+    MessageDelta,
+    MessagesRequest,
+    MessageStart,
+    MessageStop,
+    SignatureDelta,
+    StartUsage,
+    StopDelta,
+    StreamEvent,
+    TextBlock,
+    TextDelta,
+    ThinkingBlock,
+    ThinkingDelta,
+    ToolUseBlock,
+    Usage,
+)
+from a3s_power.api.ollama.protocol import DebugInfo
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
 from a3s_power.service import chat as pipeline
 from a3s_power.service.chat import ReplyEnd
 from a3s_power.service.job import ChatJob, ChatMessage, ToolCall, ToolChoice, function_tool
 from a3s_power.service.state import ServerState
-
-Event = dict[str, Any]
 
 
 def _text_of(content: Any, where: str = "content") -> str:
@@ -180,38 +202,27 @@ def _usage(end: ReplyEnd) -> Usage:
     )
 
 
-def _tool_use_block(call: dict[str, Any]) -> Event:
+def _tool_use_block(call: dict[str, Any]) -> ToolUseBlock:
     function = call["function"]
-    return {
-        "type": "tool_use",
-        "id": "toolu_" + call["id"].removeprefix("call_"),
-        "name": function["name"],
-        "input": function["arguments"],
-    }
+    return ToolUseBlock("toolu_" + call["id"].removeprefix("call_"), function["name"], function["arguments"])
 
 
-async def message(state: ServerState, run: MessagesRun) -> Event:
+async def message(state: ServerState, run: MessagesRun) -> Message | DebugMessage:
     if run.plan.job.debug_render_only:
         prompt = await pipeline.render_only(state, run.plan.job)
-        return {"id": run.id, "type": "message", "role": "assistant", "model": run.model, "content": [],
-                "_debug_info": {"rendered_template": prompt.text, "image_count": 0}}  # fmt: skip
+        return DebugMessage(id=run.id, model=run.model, debug_info=DebugInfo(prompt.text))
     whole, end, _ = await pipeline.collect_chat(state, run.plan)
-    content: list[Event] = []
+    content: list[ContentBlock] = []
     if whole.thinking:
-        content.append({"type": "thinking", "thinking": whole.thinking, "signature": ""})
+        content.append(ThinkingBlock(whole.thinking))
     if whole.content or not whole.tool_calls:
-        content.append({"type": "text", "text": whole.content})
+        content.append(TextBlock(whole.content))
     content += [_tool_use_block(call) for call in whole.tool_calls]
-    return {
-        "id": run.id,
-        "type": "message",
-        "role": "assistant",
-        "model": run.model,
-        "content": content,
-        "stop_reason": _stop_reason(end),
-        "stop_sequence": None,
-        "usage": _usage(end),
-    }
+    return Message(id=run.id, model=run.model, content=content, stop_reason=_stop_reason(end),
+                   usage=_usage(end))  # fmt: skip
+
+
+Named = tuple[str, StreamEvent]
 
 
 class BlockStream:
@@ -222,85 +233,52 @@ class BlockStream:
         self.index = -1
         self.kind = ""
 
-    def _open(self, kind: str, block: Event) -> list[tuple[str, Event]]:
+    def _open(self, kind: str, block: ContentBlock) -> list[Named]:
         events = self._close()
         self.index += 1
         self.kind = kind
-        events.append(
-            (
-                "content_block_start",
-                {"type": "content_block_start", "index": self.index, "content_block": block},
-            )
-        )
+        events.append(("content_block_start", ContentBlockStart(self.index, block)))
         return events
 
-    def _close(self) -> list[tuple[str, Event]]:
+    def _close(self) -> list[Named]:
         if not self.kind:
             return []
-        events: list[tuple[str, Event]] = []
+        events: list[Named] = []
         if self.kind == "thinking":
-            events.append(
-                (
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": self.index,
-                        "delta": {"type": "signature_delta", "signature": ""},
-                    },
-                )
-            )
-        events.append(("content_block_stop", {"type": "content_block_stop", "index": self.index}))
+            events.append(self._delta(SignatureDelta()))
+        events.append(("content_block_stop", ContentBlockStop(self.index)))
         self.kind = ""
         return events
 
-    def _delta(self, delta: Event) -> tuple[str, Event]:
-        return "content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta}
+    def _delta(self, delta: BlockDelta) -> Named:
+        return "content_block_delta", ContentBlockDelta(self.index, delta)
 
-    def feed(self, delta: ReplyDelta) -> list[tuple[str, Event]]:
-        events: list[tuple[str, Event]] = []
+    def feed(self, delta: ReplyDelta) -> list[Named]:
+        events: list[Named] = []
         if delta.thinking:
             if self.kind != "thinking":
-                events += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-            events.append(self._delta({"type": "thinking_delta", "thinking": delta.thinking}))
+                events += self._open("thinking", ThinkingBlock(""))
+            events.append(self._delta(ThinkingDelta(delta.thinking)))
         if delta.content:
             if self.kind != "text":
-                events += self._open("text", {"type": "text", "text": ""})
-            events.append(self._delta({"type": "text_delta", "text": delta.content}))
+                events += self._open("text", TextBlock(""))
+            events.append(self._delta(TextDelta(delta.content)))
         for call in delta.tool_calls:
             block = _tool_use_block(call)
-            events += self._open("tool_use", {**block, "input": {}})
-            events.append(
-                self._delta(
-                    {"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}
-                )
-            )
+            events += self._open("tool_use", ToolUseBlock(block.id, block.name, {}))
+            events.append(self._delta(InputJsonDelta(orjson.dumps(block.input).decode())))
         return events
 
-    def finish(self) -> list[tuple[str, Event]]:
-        events = [] if self.index >= 0 else self._open("text", {"type": "text", "text": ""})
+    def finish(self) -> list[Named]:
+        events = [] if self.index >= 0 else self._open("text", TextBlock(""))
         return events + self._close()
 
 
-def _message_start(run: MessagesRun) -> tuple[str, Event]:
-    return (
-        "message_start",
-        {
-            "type": "message_start",
-            "message": {
-                "id": run.id,
-                "type": "message",
-                "role": "assistant",
-                "model": run.model,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
-            },
-        },
-    )
+def _message_start(run: MessagesRun) -> Named:
+    return "message_start", MessageStart(Message(id=run.id, model=run.model, content=[], usage=StartUsage()))
 
 
-async def message_events(state: ServerState, run: MessagesRun) -> AsyncIterator[tuple[str, Event]]:
+async def message_events(state: ServerState, run: MessagesRun) -> AsyncIterator[Named]:
     """message_start (with the first pipeline event, so earlier errors keep their status),
     content blocks, message_delta (stop reason, usage), message_stop."""
     blocks = BlockStream()
@@ -314,12 +292,5 @@ async def message_events(state: ServerState, run: MessagesRun) -> AsyncIterator[
         if isinstance(item, ReplyEnd):
             for event in blocks.finish():
                 yield event
-            yield (
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": _stop_reason(item), "stop_sequence": None},
-                    "usage": _usage(item),
-                },
-            )
-            yield "message_stop", {"type": "message_stop"}
+            yield "message_delta", MessageDelta(StopDelta(_stop_reason(item)), _usage(item))
+            yield "message_stop", MessageStop()

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
-from a3s_power.api.ollama.protocol import EmbeddingsRequest, EmbedRequest
+from a3s_power.api.ollama.protocol import EmbeddingResponse, EmbeddingsRequest, EmbedRequest, EmbedResponse
 from a3s_power.errors import InvalidRequest
 from a3s_power.service.embedding import embed_texts
 from a3s_power.service.models import keep_alive_of, load_or_unload, load_plan, resolve
 from a3s_power.service.state import ServerState
 
-Event = dict[str, Any]
 
-
-async def embed(state: ServerState, req: EmbedRequest) -> Event:
+async def embed(state: ServerState, req: EmbedRequest) -> EmbedResponse:
     started = time.perf_counter_ns()
     model = resolve(state, req.model)
     keep_alive = keep_alive_of(req.keep_alive)
@@ -31,7 +28,7 @@ async def embed(state: ServerState, req: EmbedRequest) -> Event:
     if not texts:
         _, spec = load_plan(state, model, req.options, embedding=True)
         await load_or_unload(state, model, spec, keep_alive)
-        return {"model": req.model, "embeddings": []}
+        return EmbedResponse(model=req.model, embeddings=[])
     truncate = True if req.truncate is None else req.truncate
     vectors, counts, load_duration = await embed_texts(
         state, model, texts, req.options, normalize=True, truncate=truncate, keep_alive=keep_alive
@@ -40,25 +37,24 @@ async def embed(state: ServerState, req: EmbedRequest) -> Event:
         vectors = vectors[:, : req.dimensions]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.where(norms == 0, 1, norms)
-    body: Event = {
-        "model": req.model,
-        "embeddings": vectors.tolist(),
-        "total_duration": time.perf_counter_ns() - started,
-        "load_duration": load_duration,
-        "prompt_eval_count": sum(counts),
-    }
-    return {k: v for k, v in body.items() if v or k == "embeddings"}
+    return EmbedResponse(
+        model=req.model,
+        embeddings=vectors.tolist(),
+        total_duration=time.perf_counter_ns() - started,
+        load_duration=load_duration,
+        prompt_eval_count=sum(counts),
+    )
 
 
-async def embeddings_legacy(state: ServerState, req: EmbeddingsRequest) -> Event:
+async def embeddings_legacy(state: ServerState, req: EmbeddingsRequest) -> EmbeddingResponse:
     """`/api/embeddings`: one prompt, an unnormalized vector under `embedding`."""
     model = resolve(state, req.model)
     keep_alive = keep_alive_of(req.keep_alive)
     if not req.prompt:
         _, spec = load_plan(state, model, req.options, embedding=True)
         await load_or_unload(state, model, spec, keep_alive)
-        return {"embedding": []}
+        return EmbeddingResponse([])
     vectors, _, _ = await embed_texts(
         state, model, [req.prompt], req.options, normalize=False, truncate=True, keep_alive=keep_alive
     )
-    return {"embedding": vectors[0].astype(np.float64).tolist()}
+    return EmbeddingResponse(vectors[0].astype(np.float64).tolist())

@@ -181,9 +181,9 @@ def _generate_shape(model: str) -> Callable[[ReplyDelta, bool], GenerateResponse
     return shape
 
 
-def generate_job(req: GenerateRequest) -> ChatJob:
-    messages = [ChatMessage("system", req.system)] if req.system else []
-    messages.append(ChatMessage("user", req.prompt, parts=image_parts(req.images)))
+def ollama_job(req: GenerateRequest | ChatRequest, messages: list[ChatMessage]) -> ChatJob:
+    """The fields /api/generate and /api/chat share (`_Generation`) → a ChatJob; each endpoint
+    sets its own fields on it."""
     return ChatJob(
         model=req.model,
         messages=messages,
@@ -195,14 +195,17 @@ def generate_job(req: GenerateRequest) -> ChatJob:
         top_logprobs=req.top_logprobs,
         truncate=req.truncate,
         shift=req.shift,
-        prompt_mode=True,
-        raw=req.raw,
-        suffix=req.suffix,
-        template=req.template,
-        context=req.context,
-        what="generate",
         debug_render_only=req.debug_render_only,
     )
+
+
+def generate_job(req: GenerateRequest) -> ChatJob:
+    messages = [ChatMessage("system", req.system)] if req.system else []
+    messages.append(ChatMessage("user", req.prompt, parts=image_parts(req.images)))
+    job = ollama_job(req, messages)
+    job.prompt_mode, job.raw, job.suffix, job.what = True, req.raw, req.suffix, "generate"
+    job.template, job.context = req.template, req.context
+    return job
 
 
 async def generate_events(state: ServerState, req: GenerateRequest) -> AsyncIterator[GenerateResponse]:
@@ -241,20 +244,9 @@ def _chat_delta(event: ChatResponse) -> ReplyDelta:
 
 
 def chat_job(req: ChatRequest) -> ChatJob:
-    return ChatJob(
-        model=req.model,
-        messages=job_messages(req.messages),
-        tools=list(req.tools or []),
-        think=req.think,
-        format=req.format,
-        options=dict(req.options or {}),
-        keep_alive=keep_alive_of(req.keep_alive),
-        logprobs=req.logprobs,
-        top_logprobs=req.top_logprobs,
-        truncate=req.truncate,
-        shift=req.shift,
-        debug_render_only=req.debug_render_only,
-    )
+    job = ollama_job(req, job_messages(req.messages))
+    job.tools = list(req.tools or [])
+    return job
 
 
 async def chat_events(state: ServerState, req: ChatRequest) -> AsyncIterator[ChatResponse]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 
 class ShowRequest(msgspec.Struct):
@@ -77,3 +78,39 @@ class CreateBody(msgspec.Struct):
         mapping: dict[str, Any] = msgspec.to_builtins(self)
         mapping.pop("stream", None)
         return mapping
+
+
+# -- response bodies ------------------------------------------------------------------------------
+class ModelDetails(msgspec.Struct, kw_only=True):
+    """Ollama's ModelDetails (`details` in /api/tags, /api/ps and /api/show)."""
+
+    parent_model: str = ""
+    format: str = ""
+    family: str = ""
+    families: list[str] | None = None
+    parameter_size: str = ""
+    quantization_level: str = ""
+    context_length: int | UnsetType = UNSET
+    embedding_length: int | UnsetType = UNSET
+
+
+class ProcessModel(msgspec.Struct, kw_only=True):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int = 0
+    context_length: int
+
+
+class ProcessResponse(msgspec.Struct):
+    """`/api/ps`."""
+
+    models: list[ProcessModel]
+
+
+def model_details(details: dict[str, Any]) -> ModelDetails:
+    """The store's details (model config fields, `store.model_config.details_from_config`)."""
+    return msgspec.convert(details, ModelDetails)

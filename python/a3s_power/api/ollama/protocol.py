@@ -107,43 +107,58 @@ class ChatResponseMessage(msgspec.Struct, omit_defaults=True):
     tool_calls: list[WireToolCall] | None = None
 
 
-class GenerateResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A `/api/generate` chunk; the final one adds done_reason, context and the metrics (Ollama's
-    `omitempty`: None, and 0, are left out)."""
+class Metrics(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a final chunk adds (Ollama's embedded `Metrics`, then the reply's logprobs and the
+    debug answer); Ollama's `omitempty`: None, and 0, are left out. Keyword-only, so a subclass's
+    own fields come first on the wire, as the embedded struct's place in Ollama's types has them."""
+
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+    logprobs: list[Logprob] | None = None
+    debug_info: DebugInfo | None = msgspec.field(default=None, name="_debug_info")
+
+
+# `done` is always written: omit_defaults leaves out plain defaults, not a default_factory's value.
+class GenerateResponse(Metrics, omit_defaults=True):
+    """A `/api/generate` chunk; the final one adds done_reason, context and the metrics."""
 
     model: str
     created_at: str
     response: str
     thinking: str | None = None
-    done: bool
+    done: bool = msgspec.field(default_factory=bool)
     done_reason: str | None = None
     context: list[int] | None = None
-    total_duration: int | None = None
-    load_duration: int | None = None
-    prompt_eval_count: int | None = None
-    prompt_eval_duration: int | None = None
-    eval_count: int | None = None
-    eval_duration: int | None = None
-    logprobs: list[Logprob] | None = None
-    debug_info: DebugInfo | None = msgspec.field(default=None, name="_debug_info")
 
 
-class ChatResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ChatResponse(Metrics, omit_defaults=True):
     """A `/api/chat` chunk (final: as GenerateResponse's, without context)."""
 
     model: str
     created_at: str
     message: ChatResponseMessage
-    done: bool
+    done: bool = msgspec.field(default_factory=bool)
     done_reason: str | None = None
-    total_duration: int | None = None
-    load_duration: int | None = None
-    prompt_eval_count: int | None = None
-    prompt_eval_duration: int | None = None
-    eval_count: int | None = None
-    eval_duration: int | None = None
-    logprobs: list[Logprob] | None = None
-    debug_info: DebugInfo | None = msgspec.field(default=None, name="_debug_info")
+
+
+class EmbedResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`/api/embed` (zero metrics and an empty model name left out, as Go's `omitempty`)."""
+
+    model: str = ""
+    embeddings: list[list[float]]
+    total_duration: int = 0
+    load_duration: int = 0
+    prompt_eval_count: int = 0
+
+
+class EmbeddingResponse(msgspec.Struct):
+    """The legacy `/api/embeddings`."""
+
+    embedding: list[float]
 
 
 OllamaResponse = GenerateResponse | ChatResponse

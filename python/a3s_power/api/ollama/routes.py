@@ -12,7 +12,15 @@ from a3s_power.api.auth import PUBLIC
 from a3s_power.api.errors import decode_body
 from a3s_power.api.ollama import embeddings as embedding_service
 from a3s_power.api.ollama import generation, running
-from a3s_power.api.ollama.protocol import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
+from a3s_power.api.ollama.manage_protocol import ProcessResponse
+from a3s_power.api.ollama.protocol import (
+    ChatRequest,
+    EmbeddingResponse,
+    EmbeddingsRequest,
+    EmbedRequest,
+    EmbedResponse,
+    GenerateRequest,
+)
 from a3s_power.api.streaming import respond
 from a3s_power.service import embedding
 from a3s_power.service.state import ServerState, state_of
@@ -61,12 +69,12 @@ async def chat(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
 
 
 @post("/api/embed", status_code=200)
-async def embed(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def embed(request: Request[Any, Any, Any]) -> EmbedResponse:
     return await embedding_service.embed(_state(request), decode_body(await request.body(), EmbedRequest))
 
 
 @post("/api/embeddings", status_code=200)
-async def embeddings(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def embeddings(request: Request[Any, Any, Any]) -> EmbeddingResponse:
     body = decode_body(await request.body(), EmbeddingsRequest)
     return await embedding_service.embeddings_legacy(_state(request), body)
 
@@ -78,7 +86,7 @@ async def rerank(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/api/ps", sync_to_thread=False)
-def ps(request: Request[Any, Any, Any]) -> dict[str, Any]:
+def ps(request: Request[Any, Any, Any]) -> ProcessResponse:
     return running.ps(_state(request))
 
 

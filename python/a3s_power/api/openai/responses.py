@@ -15,6 +15,20 @@ from typing import Any
 import msgspec
 import orjson
 
+from a3s_power.api.ollama.protocol import DebugInfo
+from a3s_power.api.openai.protocol import (
+    FunctionCallItem,
+    IncompleteDetails,
+    InputTokensDetails,
+    MessageItem,
+    OutputItem,
+    OutputText,
+    ReasoningItem,
+    ResponseEvent,
+    ResponseObject,
+    ResponsesUsage,
+    SummaryText,
+)
 from a3s_power.api.openai.service import chat_messages, effort_to_think, sampling_options, tool_choice_for
 from a3s_power.chat.reply import ReplyDelta
 from a3s_power.errors import InvalidRequest, Unsupported
@@ -22,8 +36,6 @@ from a3s_power.service import chat as pipeline
 from a3s_power.service.chat import ReplyEnd
 from a3s_power.service.job import ChatJob, function_tool
 from a3s_power.service.state import ServerState
-
-Event = dict[str, Any]
 
 
 class ResponsesRequest(msgspec.Struct):
@@ -136,30 +148,30 @@ class ResponsesRun:
     id: str = field(default_factory=lambda: _new_id("resp"))
     created_at: int = field(default_factory=lambda: int(time.time()))
 
-    def envelope(self, status: str, output: list[Event], usage: Event | None, end: ReplyEnd | None) -> Event:
+    def envelope(
+        self, status: str, output: list[OutputItem], usage: ResponsesUsage | None, end: ReplyEnd | None
+    ) -> ResponseObject:
         req = self.request
         incomplete = end is not None and end.completion.done_reason == "length"
-        return {
-            "id": self.id,
-            "object": "response",
-            "created_at": self.created_at,
-            "status": "incomplete" if incomplete and status == "completed" else status,
-            "error": None,
-            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
-            "instructions": req.instructions,
-            "max_output_tokens": req.max_output_tokens,
-            "model": req.model,
-            "output": output,
-            "parallel_tool_calls": req.parallel_tool_calls,
-            "temperature": req.temperature if req.temperature is not None else 1.0,
-            "top_p": req.top_p if req.top_p is not None else 1.0,
-            "tool_choice": req.tool_choice or "auto",
-            "tools": req.tools or [],
-            "text": req.text or {"format": {"type": "text"}},
-            "reasoning": req.reasoning or {},
-            "usage": usage,
-            "metadata": req.metadata or {},
-        }
+        return ResponseObject(
+            id=self.id,
+            created_at=self.created_at,
+            status="incomplete" if incomplete and status == "completed" else status,
+            incomplete_details=IncompleteDetails("max_output_tokens") if incomplete else None,
+            instructions=req.instructions,
+            max_output_tokens=req.max_output_tokens,
+            model=req.model,
+            output=output,
+            parallel_tool_calls=req.parallel_tool_calls,
+            temperature=req.temperature if req.temperature is not None else 1.0,
+            top_p=req.top_p if req.top_p is not None else 1.0,
+            tool_choice=req.tool_choice or "auto",
+            tools=req.tools or [],
+            text=req.text or {"format": {"type": "text"}},
+            reasoning=req.reasoning or {},
+            usage=usage,
+            metadata=req.metadata or {},
+        )
 
 
 def response_job(req: ResponsesRequest) -> ChatJob:
@@ -188,51 +200,35 @@ def prepare_response(state: ServerState, req: ResponsesRequest) -> ResponsesRun:
     return ResponsesRun(pipeline.plan_chat(state, response_job(req)), req)
 
 
-def _usage(end: ReplyEnd) -> Event:
+def _usage(end: ReplyEnd) -> ResponsesUsage:
     c = end.completion
     prompt = c.prompt_tokens
-    return {
-        "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": c.cached_tokens},
-        "output_tokens": c.eval_count,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": prompt + c.eval_count,
-    }
+    return ResponsesUsage(input_tokens=prompt, input_tokens_details=InputTokensDetails(c.cached_tokens),
+                          output_tokens=c.eval_count, total_tokens=prompt + c.eval_count)  # fmt: skip
 
 
-def _reasoning_item(item_id: str, text: str) -> Event:
-    return {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+def _reasoning_item(item_id: str, text: str) -> ReasoningItem:
+    return ReasoningItem(id=item_id, summary=[SummaryText(text=text)])
 
 
-def _message_item(item_id: str, text: str, status: str = "completed") -> Event:
-    return {
-        "id": item_id,
-        "type": "message",
-        "role": "assistant",
-        "status": status,
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
+def _message_item(item_id: str, text: str, status: str = "completed") -> MessageItem:
+    return MessageItem(id=item_id, status=status, content=[OutputText(text=text)])
 
 
-def _call_item(call: dict[str, Any]) -> Event:
+def _call_item(call: dict[str, Any]) -> FunctionCallItem:
     function = call["function"]
-    return {
-        "id": _new_id("fc"),
-        "type": "function_call",
-        "call_id": call["id"],
-        "name": function["name"],
-        "arguments": orjson.dumps(function["arguments"]).decode(),
-        "status": "completed",
-    }
+    return FunctionCallItem(id=_new_id("fc"), call_id=call["id"], name=function["name"],
+                            arguments=orjson.dumps(function["arguments"]).decode())  # fmt: skip
 
 
-async def response(state: ServerState, run: ResponsesRun) -> Event:
+async def response(state: ServerState, run: ResponsesRun) -> ResponseObject:
     if run.plan.job.debug_render_only:
         prompt = await pipeline.render_only(state, run.plan.job)
-        return {**run.envelope("completed", [], None, None),
-                "_debug_info": {"rendered_template": prompt.text, "image_count": 0}}  # fmt: skip
+        debug = run.envelope("completed", [], None, None)
+        debug.debug_info = DebugInfo(prompt.text)
+        return debug
     whole, end, _ = await pipeline.collect_chat(state, run.plan)
-    output: list[Event] = []
+    output: list[OutputItem] = []
     if whole.thinking:
         output.append(_reasoning_item(_new_id("rs"), whole.thinking))
     if whole.content or not whole.tool_calls:
@@ -241,92 +237,93 @@ async def response(state: ServerState, run: ResponsesRun) -> Event:
     return run.envelope("completed", output, _usage(end), end)
 
 
+Named = tuple[str, ResponseEvent]
+
+
 class ItemStream:
     """Reply deltas → Responses streaming events; one output item per kind of output, in order."""
 
     def __init__(self) -> None:
         self.seq = 0
-        self.output: list[Event] = []
+        self.output: list[OutputItem] = []
         self.kind = ""
         self.text = ""
 
-    def event(self, kind: str, **fields: Any) -> tuple[str, Event]:
+    def event(self, kind: str, **fields: Any) -> Named:
         self.seq += 1
-        return kind, {"type": kind, "sequence_number": self.seq, **fields}
+        return kind, ResponseEvent(type=kind, sequence_number=self.seq, **fields)
 
-    def _open(self, kind: str) -> list[tuple[str, Event]]:
+    def _open(self, kind: str) -> list[Named]:
         events = self._close()
         self.kind, self.text = kind, ""
         index = len(self.output)
         if kind == "reasoning":
-            item = _reasoning_item(_new_id("rs"), "")
-            item["summary"] = []
-            self.output.append(item)
+            reasoning = ReasoningItem(id=_new_id("rs"), summary=[])
+            self.output.append(reasoning)
             return [
                 *events,
-                self.event("response.output_item.added", output_index=index, item=item),
+                self.event("response.output_item.added", output_index=index, item=reasoning),
                 self.event(
                     "response.reasoning_summary_part.added",
-                    item_id=item["id"],
+                    item_id=reasoning.id,
                     output_index=index,
                     summary_index=0,
-                    part={"type": "summary_text", "text": ""},
+                    part=SummaryText(text=""),
                 ),
             ]
-        item = _message_item(_new_id("msg"), "", status="in_progress")
-        item["content"] = []
-        self.output.append(item)
+        message = MessageItem(id=_new_id("msg"), status="in_progress", content=[])
+        self.output.append(message)
         return [
             *events,
-            self.event("response.output_item.added", output_index=index, item=item),
+            self.event("response.output_item.added", output_index=index, item=message),
             self.event(
                 "response.content_part.added",
-                item_id=item["id"],
+                item_id=message.id,
                 output_index=index,
                 content_index=0,
-                part={"type": "output_text", "text": "", "annotations": []},
+                part=OutputText(text=""),
             ),
         ]
 
-    def _close(self) -> list[tuple[str, Event]]:
+    def _close(self) -> list[Named]:
         if not self.kind:
             return []
         index = len(self.output) - 1
         item = self.output[index]
-        kind, self.kind = self.kind, ""
-        if kind == "reasoning":
-            item["summary"] = [{"type": "summary_text", "text": self.text}]
-            part: Event = {"type": "summary_text", "text": self.text}
+        self.kind = ""
+        if isinstance(item, ReasoningItem):
+            item.summary = [SummaryText(text=self.text)]
             return [
                 self.event(
                     "response.reasoning_summary_text.done",
-                    item_id=item["id"],
+                    item_id=item.id,
                     output_index=index,
                     summary_index=0,
                     text=self.text,
                 ),
                 self.event(
                     "response.reasoning_summary_part.done",
-                    item_id=item["id"],
+                    item_id=item.id,
                     output_index=index,
                     summary_index=0,
-                    part=part,
+                    part=SummaryText(text=self.text),
                 ),
                 self.event("response.output_item.done", output_index=index, item=item),
             ]
-        part = {"type": "output_text", "text": self.text, "annotations": []}
-        item["content"], item["status"] = [part], "completed"
+        assert isinstance(item, MessageItem)
+        part = OutputText(text=self.text)
+        item.content, item.status = [part], "completed"
         return [
             self.event(
                 "response.output_text.done",
-                item_id=item["id"],
+                item_id=item.id,
                 output_index=index,
                 content_index=0,
                 text=self.text,
             ),
             self.event(
                 "response.content_part.done",
-                item_id=item["id"],
+                item_id=item.id,
                 output_index=index,
                 content_index=0,
                 part=part,
@@ -334,15 +331,15 @@ class ItemStream:
             self.event("response.output_item.done", output_index=index, item=item),
         ]
 
-    def feed(self, delta: ReplyDelta) -> list[tuple[str, Event]]:
-        events: list[tuple[str, Event]] = []
+    def feed(self, delta: ReplyDelta) -> list[Named]:
+        events: list[Named] = []
         for kind, text in (("reasoning", delta.thinking), ("message", delta.content)):
             if not text:
                 continue
             if self.kind != kind:
                 events += self._open(kind)
             self.text += text
-            item_id, index = self.output[-1]["id"], len(self.output) - 1
+            item_id, index = self.output[-1].id, len(self.output) - 1
             if kind == "reasoning":
                 events.append(
                     self.event(
@@ -369,29 +366,33 @@ class ItemStream:
             index = len(self.output)
             self.output.append(item)
             events += [
-                self.event("response.output_item.added", output_index=index, item={**item, "arguments": ""}),
+                self.event(
+                    "response.output_item.added",
+                    output_index=index,
+                    item=msgspec.structs.replace(item, arguments=""),
+                ),
                 self.event(
                     "response.function_call_arguments.delta",
-                    item_id=item["id"],
+                    item_id=item.id,
                     output_index=index,
-                    delta=item["arguments"],
+                    delta=item.arguments,
                 ),
                 self.event(
                     "response.function_call_arguments.done",
-                    item_id=item["id"],
+                    item_id=item.id,
                     output_index=index,
-                    arguments=item["arguments"],
+                    arguments=item.arguments,
                 ),
                 self.event("response.output_item.done", output_index=index, item=item),
             ]
         return events
 
-    def finish(self) -> list[tuple[str, Event]]:
+    def finish(self) -> list[Named]:
         events = [] if self.output else self._open("message")
         return events + self._close()
 
 
-async def response_events(state: ServerState, run: ResponsesRun) -> AsyncIterator[tuple[str, Event]]:
+async def response_events(state: ServerState, run: ResponsesRun) -> AsyncIterator[Named]:
     """The Responses event sequence; it opens with the first pipeline event (once the prompt is
     evaluated), so errors before that keep their HTTP status."""
     items = ItemStream()

@@ -12,7 +12,14 @@ from litestar.response import Stream
 from a3s_power.api.errors import OPENAI_EXCEPTION_HANDLERS, decode_body, openai_error_body
 from a3s_power.api.openai import responses as responses_api
 from a3s_power.api.openai import service
-from a3s_power.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from a3s_power.api.openai.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingList,
+    EmbeddingRequest,
+    ModelList,
+    ModelObject,
+)
 from a3s_power.api.streaming import sse_named_respond, sse_respond, until_disconnect
 from a3s_power.service.embedding import RerankRequest
 from a3s_power.service.embedding import rerank as rerank_documents
@@ -27,8 +34,8 @@ async def _respond(
     request: Request[Any, Any, Any],
     run: service.Run,
     stream: bool,
-    whole: Callable[[ServerState, service.Run], Awaitable[dict[str, Any]]],
-    chunks: Callable[[ServerState, service.Run], AsyncIterator[dict[str, Any]]],
+    whole: Callable[[ServerState, service.Run], Awaitable[Any]],
+    chunks: Callable[[ServerState, service.Run], AsyncIterator[Any]],
 ) -> Response[Any] | Stream:
     if stream and not run.plan.job.debug_render_only:
         return await sse_respond(chunks(_state(request), run), openai_error_body)
@@ -59,7 +66,7 @@ async def responses(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
 
 
 @post("/embeddings", status_code=200)
-async def embeddings(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def embeddings(request: Request[Any, Any, Any]) -> EmbeddingList:
     return await service.embeddings(_state(request), decode_body(await request.body(), EmbeddingRequest))
 
 
@@ -71,7 +78,7 @@ async def rerank(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/models", sync_to_thread=False)
-def models(request: Request[Any, Any, Any]) -> dict[str, Any]:
+def models(request: Request[Any, Any, Any]) -> ModelList:
     return service.list_models(_state(request))
 
 
@@ -81,7 +88,7 @@ def models_head(request: Request[Any, Any, Any]) -> None:
 
 
 @get("/models/{model:path}", sync_to_thread=False)
-def model(request: Request[Any, Any, Any], model: FromPath[str]) -> dict[str, Any]:
+def model(request: Request[Any, Any, Any], model: FromPath[str]) -> ModelObject:
     return service.retrieve_model(_state(request), model.lstrip("/"))
 
 

@@ -17,13 +17,28 @@ from typing import Any
 
 import numpy as np
 import orjson
+from msgspec import UNSET, UnsetType
 
 from a3s_power.api.ollama.generation import logprobs_wire
+from a3s_power.api.ollama.protocol import DebugInfo
 from a3s_power.api.openai.protocol import (
+    ChatChoice,
+    ChatCompletion,
     ChatCompletionRequest,
+    ChatMessageOut,
+    ChoiceLogprobs,
+    CompletionChoice,
     CompletionRequest,
+    EmbeddingData,
+    EmbeddingList,
     EmbeddingRequest,
+    EmbeddingUsage,
+    FunctionCall,
+    ModelList,
+    ModelObject,
     PromptTokensDetails,
+    TextCompletion,
+    ToolCallOut,
     Usage,
 )
 from a3s_power.chat.reply import ReplyDelta
@@ -35,7 +50,6 @@ from a3s_power.service.job import ChatJob, ChatMessage, ToolCall, ToolChoice, to
 from a3s_power.service.models import resolve
 from a3s_power.service.state import ServerState
 
-Event = dict[str, Any]
 FINGERPRINT = "fp_ollama"
 # reasoning_effort → Ollama's think value
 _EFFORT: dict[str, bool | str] = {
@@ -199,17 +213,15 @@ def _format(req: ChatCompletionRequest) -> str | dict[str, Any] | None:
     raise InvalidRequest(f"invalid response_format type: {rf.type!r}")
 
 
-def _openai_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _openai_tool_calls(calls: list[dict[str, Any]]) -> list[ToolCallOut]:
     return [
-        {
-            "id": call["id"],
-            "index": call["function"]["index"],
-            "type": "function",
-            "function": {
-                "name": call["function"]["name"],
-                "arguments": orjson.dumps(call["function"]["arguments"]).decode(),
-            },
-        }
+        ToolCallOut(
+            id=call["id"],
+            index=call["function"]["index"],
+            function=FunctionCall(
+                call["function"]["name"], orjson.dumps(call["function"]["arguments"]).decode()
+            ),
+        )
         for call in calls
     ]
 
@@ -251,22 +263,26 @@ class Run:
         return self.plan.job.top_logprobs
 
 
+def openai_job(
+    req: ChatCompletionRequest | CompletionRequest, messages: list[ChatMessage], max_tokens: int | None
+) -> ChatJob:
+    """The fields /v1/chat/completions and /v1/completions share (the sampling fields, as Ollama's
+    options) → a ChatJob; each endpoint sets its own fields on it."""
+    return ChatJob(
+        model=req.model,
+        messages=messages,
+        options=_options(req, max_tokens),
+        debug_render_only=req.debug_render_only,
+    )
+
+
 def chat_job(req: ChatCompletionRequest) -> ChatJob:
     tool_choice, tools = tool_choice_for(req.tool_choice, req.tools)
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-    return ChatJob(
-        model=req.model,
-        messages=chat_messages(req.messages),
-        tools=tools,
-        tool_choice=tool_choice,
-        think=_think(req),
-        format=_format(req),
-        options=_options(req, max_tokens),
-        logprobs=req.logprobs,
-        top_logprobs=req.top_logprobs,
-        ignore_eos=req.ignore_eos,
-        debug_render_only=req.debug_render_only,
-    )
+    job = openai_job(req, chat_messages(req.messages), max_tokens)
+    job.tools, job.tool_choice, job.think, job.format = tools, tool_choice, _think(req), _format(req)
+    job.logprobs, job.top_logprobs, job.ignore_eos = req.logprobs, req.top_logprobs, req.ignore_eos
+    return job
 
 
 def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> Run:
@@ -275,88 +291,67 @@ def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> Run:
     return Run(plan, req.model, include_usage, req.logprobs or req.top_logprobs > 0)
 
 
-async def debug_render(state: ServerState, run: Run) -> Event:
+async def debug_render(state: ServerState, run: Run) -> ChatCompletion:
     """`_debug_render_only`: the prompt as rendered, nothing generated."""
     prompt = await pipeline.render_only(state, run.plan.job)
-    return {"id": run.id, "object": "chat.completion", "created": run.created, "model": run.model,
-            "choices": [], "_debug_info": {"rendered_template": prompt.text, "image_count": 0}}  # fmt: skip
+    return ChatCompletion(id=run.id, object="chat.completion", created=run.created, model=run.model,
+                          choices=[], debug_info=DebugInfo(prompt.text))  # fmt: skip
 
 
-def _message(delta: ReplyDelta) -> Event:
-    message: Event = {"role": "assistant", "content": delta.content}
-    if delta.thinking:
-        message["reasoning"] = delta.thinking
-    if delta.tool_calls:
-        message["tool_calls"] = _openai_tool_calls(delta.tool_calls)
-    return message
+def _message(delta: ReplyDelta) -> ChatMessageOut:
+    return ChatMessageOut(
+        role="assistant",
+        content=delta.content,
+        reasoning=delta.thinking or UNSET,
+        tool_calls=_openai_tool_calls(delta.tool_calls) or UNSET,
+    )
 
 
-async def chat_completion(state: ServerState, run: Run) -> Event:
+async def chat_completion(state: ServerState, run: Run) -> ChatCompletion:
     if run.plan.job.debug_render_only:
         return await debug_render(state, run)
     whole, end, chunks = await pipeline.collect_chat(state, run.plan)
-    choice: Event = {"index": 0, "message": _message(whole), "finish_reason": finish_reason(end)}
+    choice = ChatChoice(message=_message(whole), finish_reason=finish_reason(end))
     if run.logprobs:
-        choice["logprobs"] = {"content": [lp for c in chunks for lp in logprobs_wire(c, run.top_logprobs)]}
-    return {
-        "id": run.id,
-        "object": "chat.completion",
-        "created": run.created,
-        "model": run.model,
-        "system_fingerprint": FINGERPRINT,
-        "choices": [choice],
-        "usage": usage_of(end),
-    }
+        choice.logprobs = ChoiceLogprobs([lp for c in chunks for lp in logprobs_wire(c, run.top_logprobs)])
+    return ChatCompletion(id=run.id, object="chat.completion", created=run.created, model=run.model,
+                          system_fingerprint=FINGERPRINT, choices=[choice], usage=usage_of(end))  # fmt: skip
 
 
-async def chat_completion_chunks(state: ServerState, run: Run) -> AsyncIterator[Event]:
+async def chat_completion_chunks(state: ServerState, run: Run) -> AsyncIterator[ChatCompletion]:
     """Content / reasoning / tool-call deltas (the first one carries the role: nothing is sent
     before the prompt is evaluated), a chunk with the finish reason, an optional usage chunk
     (the route adds [DONE])."""
 
-    def chunk(delta: Event, finish: str | None = None, **extra: Any) -> Event:
-        choice: Event = {"index": 0, "delta": delta, "finish_reason": finish, **extra}
-        return {
-            "id": run.id,
-            "object": "chat.completion.chunk",
-            "created": run.created,
-            "model": run.model,
-            "system_fingerprint": FINGERPRINT,
-            "choices": [choice],
-        }
+    def chunk(choices: list[ChatChoice], usage: Usage | UnsetType = UNSET) -> ChatCompletion:
+        return ChatCompletion(id=run.id, object="chat.completion.chunk", created=run.created,
+                              model=run.model, system_fingerprint=FINGERPRINT, choices=choices,
+                              usage=usage)  # fmt: skip
 
     role_sent = False
 
-    def with_role(delta: Event) -> Event:
+    def delta_chunk(delta: ChatMessageOut, finish: str | None = None, **extra: Any) -> ChatCompletion:
         nonlocal role_sent
-        if role_sent:
-            return delta
-        role_sent = True
-        return {"role": "assistant", **delta}
+        if not role_sent:  # the role goes with the first delta, whatever it is
+            delta.role, role_sent = "assistant", True
+        return chunk([ChatChoice(delta=delta, finish_reason=finish, **extra)])
 
     async for item in pipeline.run_chat(state, run.plan):
         delta = item.delta
         if delta.thinking:
-            yield chunk(with_role({"content": "", "reasoning": delta.thinking}))
+            yield delta_chunk(ChatMessageOut(content="", reasoning=delta.thinking))
         if delta.content or (isinstance(item, ReplyPiece) and run.logprobs and item.chunk.logprobs):
             extra: dict[str, Any] = {}
             if isinstance(item, ReplyPiece) and run.logprobs:
-                extra["logprobs"] = {"content": logprobs_wire(item.chunk, run.top_logprobs)}
-            yield chunk(with_role({"content": delta.content}), **extra)
+                extra["logprobs"] = ChoiceLogprobs(logprobs_wire(item.chunk, run.top_logprobs))
+            yield delta_chunk(ChatMessageOut(content=delta.content), **extra)
         if delta.tool_calls:
-            yield chunk(with_role({"tool_calls": _openai_tool_calls(delta.tool_calls)}))
+            yield delta_chunk(ChatMessageOut(tool_calls=_openai_tool_calls(delta.tool_calls)))
         if isinstance(item, ReplyEnd):
-            yield chunk({} if role_sent else with_role({"content": ""}), finish_reason(item))
+            last = ChatMessageOut() if role_sent else ChatMessageOut(content="")
+            yield delta_chunk(last, finish_reason(item))
             if run.include_usage:
-                yield {
-                    "id": run.id,
-                    "object": "chat.completion.chunk",
-                    "created": run.created,
-                    "model": run.model,
-                    "system_fingerprint": FINGERPRINT,
-                    "choices": [],
-                    "usage": usage_of(item),
-                }
+                yield chunk([], usage_of(item))
 
 
 # -- /v1/completions ----------------------------------------------------------------------------
@@ -364,17 +359,10 @@ def completion_job(req: CompletionRequest) -> ChatJob:
     if not isinstance(req.prompt, str):
         raise InvalidRequest("prompt must be a string")
     top = req.logprobs or 0
-    return ChatJob(
-        model=req.model,
-        messages=[ChatMessage("user", req.prompt)],
-        options=_options(req, req.max_tokens),
-        logprobs=top > 0,
-        top_logprobs=top,
-        prompt_mode=True,
-        suffix=req.suffix or "",
-        what="generate",
-        debug_render_only=req.debug_render_only,
-    )
+    job = openai_job(req, [ChatMessage("user", req.prompt)], req.max_tokens)
+    job.logprobs, job.top_logprobs = top > 0, top
+    job.prompt_mode, job.suffix, job.what = True, req.suffix or "", "generate"
+    return job
 
 
 def prepare_completion(state: ServerState, req: CompletionRequest) -> Run:
@@ -383,40 +371,31 @@ def prepare_completion(state: ServerState, req: CompletionRequest) -> Run:
     return Run(plan, req.model, include_usage, id_prefix="cmpl")
 
 
-def _completion_body(run: Run, choices: list[Event], usage: Usage | None) -> Event:
-    body: Event = {
-        "id": run.id,
-        "object": "text_completion",
-        "created": run.created,
-        "model": run.model,
-        "system_fingerprint": FINGERPRINT,
-        "choices": choices,
-    }
-    if usage is not None:
-        body["usage"] = usage
-    return body
+def _completion_body(run: Run, choices: list[CompletionChoice], usage: Usage | UnsetType) -> TextCompletion:
+    return TextCompletion(id=run.id, created=run.created, model=run.model, system_fingerprint=FINGERPRINT,
+                          choices=choices, usage=usage)  # fmt: skip
 
 
-async def completion(state: ServerState, run: Run) -> Event:
+async def completion(state: ServerState, run: Run) -> TextCompletion | ChatCompletion:
     if run.plan.job.debug_render_only:
         return await debug_render(state, run)
     whole, end, _ = await pipeline.collect_chat(state, run.plan)
-    choice = {"text": whole.content, "index": 0, "logprobs": None, "finish_reason": finish_reason(end)}
+    choice = CompletionChoice(text=whole.content, finish_reason=finish_reason(end))
     return _completion_body(run, [choice], usage_of(end))
 
 
-async def completion_chunks(state: ServerState, run: Run) -> AsyncIterator[Event]:
+async def completion_chunks(state: ServerState, run: Run) -> AsyncIterator[TextCompletion]:
     async for item in pipeline.run_chat(state, run.plan):
         finish = finish_reason(item) if isinstance(item, ReplyEnd) else None
         if item.delta.content or finish:
-            choice = {"text": item.delta.content, "index": 0, "logprobs": None, "finish_reason": finish}
-            yield _completion_body(run, [choice], None)
+            choice = CompletionChoice(text=item.delta.content, finish_reason=finish)
+            yield _completion_body(run, [choice], UNSET)
         if isinstance(item, ReplyEnd) and run.include_usage:
             yield _completion_body(run, [], usage_of(item))
 
 
 # -- /v1/embeddings -----------------------------------------------------------------------------
-async def embeddings(state: ServerState, req: EmbeddingRequest) -> Event:
+async def embeddings(state: ServerState, req: EmbeddingRequest) -> EmbeddingList:
     if req.encoding_format not in ("float", "base64"):
         raise InvalidRequest(
             f"Invalid value for 'encoding_format' = {req.encoding_format}. "
@@ -436,37 +415,28 @@ async def embeddings(state: ServerState, req: EmbeddingRequest) -> Event:
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     data = []
     for index, row in enumerate(vectors):
-        value: Any = (
+        value: list[float] | str = (
             base64.b64encode(np.asarray(row, dtype="<f4").tobytes()).decode()
             if req.encoding_format == "base64"
             else row.astype(float).tolist()
         )
-        data.append({"object": "embedding", "embedding": value, "index": index})
+        data.append(EmbeddingData(embedding=value, index=index))
     tokens = sum(counts)
-    return {
-        "object": "list",
-        "data": data,
-        "model": req.model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+    return EmbeddingList(data=data, model=req.model, usage=EmbeddingUsage(tokens, tokens))
 
 
 # -- /v1/models ----------------------------------------------------------------------------------
-def _model_object(entry: Any) -> Event:
+def _model_object(entry: Any) -> ModelObject:
     name = entry.name
-    return {
-        "id": name.display_shortest(),
-        "object": "model",
-        "created": int(entry.modified_at.timestamp()),
-        "owned_by": name.namespace,
-    }
+    return ModelObject(id=name.display_shortest(), created=int(entry.modified_at.timestamp()),
+                       owned_by=name.namespace)  # fmt: skip
 
 
-def list_models(state: ServerState) -> Event:
-    return {"object": "list", "data": [_model_object(e) for e in state.store.list_models()]}
+def list_models(state: ServerState) -> ModelList:
+    return ModelList(data=[_model_object(e) for e in state.store.list_models()])
 
 
-def retrieve_model(state: ServerState, model: str) -> Event:
+def retrieve_model(state: ServerState, model: str) -> ModelObject:
     try:
         target = state.store.find(model)
     except PowerError:

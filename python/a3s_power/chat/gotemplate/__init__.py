@@ -5,6 +5,7 @@ from a3s_power.chat.gotemplate.execute import GoTemplateExecError
 from a3s_power.chat.gotemplate.ollama import (
     GoTemplate,
     check_go_template,
+    infer_thinking_tags,
     is_go_template,
     parse_go_template,
     render_go_template,
@@ -17,6 +18,7 @@ __all__ = [
     "GoTemplateError",
     "GoTemplateExecError",
     "check_go_template",
+    "infer_thinking_tags",
     "is_go_template",
     "parse_go_template",
     "render_go_template",

@@ -40,6 +40,7 @@ from a3s_power.chat.gotemplate.parse import (
     Field,
     Node,
     Pipe,
+    Text,
     Tree,
     Variable,
     parse,
@@ -337,6 +338,53 @@ def _tool(raw: Mapping[str, Any]) -> GoStruct:
     )
 
 
+def _pipe_fields(pipe: Pipe) -> list[Field]:
+    """The fields a pipeline names (parenthesised pipelines included, field chains not, as Go's
+    visitor leaves ChainNodes alone)."""
+    out: list[Field] = []
+
+    def command(cmd: Command) -> None:
+        for arg in cmd.args:
+            if isinstance(arg, Field):
+                out.append(arg)
+            elif isinstance(arg, Pipe):
+                for inner in arg.cmds:
+                    command(inner)
+
+    for cmd in pipe.cmds:
+        command(cmd)
+    return out
+
+
+def infer_thinking_tags(template: GoTemplate) -> tuple[str, str]:
+    """(opening, closing) thinking tags of `template`, "" where none is found (the last `.Thinking`
+    that qualifies wins, as in Ollama's walk)."""
+    found = ["", ""]
+
+    def walk(nodes: Sequence[Node], lists: list[Sequence[Node]], in_messages_range: bool) -> None:
+        lists.append(nodes)
+        for node in nodes:
+            if isinstance(node, Action):
+                if in_messages_range and any(f.idents[:1] == ("Thinking",) for f in _pipe_fields(node.pipe)):
+                    nearest = lists[-1]
+                    first, last = nearest[0], nearest[-1]
+                    if isinstance(first, Text):
+                        found[0] = first.text.strip()
+                    if isinstance(last, Text):
+                        found[1] = last.text.strip()
+            elif isinstance(node, Branch):
+                inside = in_messages_range
+                if node.kind == "range":  # the nearest range decides
+                    inside = any(f.idents[:1] == ("Messages",) for f in _pipe_fields(node.pipe))
+                for body in (node.body, node.else_body):
+                    if body:
+                        walk(body, lists, inside)
+        lists.pop()
+
+    walk(template.tree.nodes, [], False)
+    return found[0], found[1]
+
+
 def think_values(think: bool | str | None) -> dict[str, Any]:
     """`.Think`, `.ThinkLevel`, `.IsThinkSet` as Ollama sets them from the request's `think`."""
     if isinstance(think, str):
@@ -410,6 +458,7 @@ __all__ = [
     "GoTemplate",
     "check_go_template",
     "collate",
+    "infer_thinking_tags",
     "is_go_template",
     "parse_go_template",
     "render_go_template",
