@@ -23,6 +23,7 @@ from a3s_power.store.parameters import (
     FLOAT_PARAMETERS,
     INT_PARAMETERS,
     LIST_PARAMETERS,
+    SPLIT_PARAMETERS,
     typed_json_value,
 )
 
@@ -75,7 +76,7 @@ def _check_range(key: str, value: Any) -> Any:
 
 def coerce_option(key: str, value: Any) -> Any:
     """One option value checked and converted as Ollama's `FromMap` does; KeyError if unknown."""
-    if key not in _FLOAT | _INT | _BOOL | LIST_PARAMETERS:
+    if key not in _FLOAT | _INT | _BOOL | LIST_PARAMETERS | SPLIT_PARAMETERS:
         raise KeyError(key)
     if key in _FLOAT and isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
         raise OptionTypeError(f'option "{key}" is out of range: {value} (must be a finite float32)')
