@@ -17,8 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import GENERATE_OPTIONS
 from live_server import LiveServer, add_gguf_model, server_settings
+
+from conftest import GENERATE_OPTIONS
 
 PROMPTS = ["The capital of France is", "Once upon a time, there was a little"]
 STOP = {"stop": ["<|im_end|>"]}
