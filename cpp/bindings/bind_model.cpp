@@ -13,7 +13,9 @@ void bind_model(py::module_ & m) {
         .def_readwrite("use_mlock", &ModelParams::use_mlock)
         .def_readwrite("vocab_only", &ModelParams::vocab_only)
         .def_readwrite("cpu_repack", &ModelParams::cpu_repack)
-        .def_readwrite("lora_paths", &ModelParams::lora_paths);
+        .def_readwrite("lora_paths", &ModelParams::lora_paths)
+        .def_readwrite("rpc_servers", &ModelParams::rpc_servers)
+        .def_readwrite("tensor_split", &ModelParams::tensor_split);
 
     py::class_<ModelInfo>(m, "ModelInfo")
         .def_readonly("architecture", &ModelInfo::architecture)

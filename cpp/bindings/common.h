@@ -8,3 +8,4 @@ namespace py = pybind11;
 
 void bind_model(py::module_ & m);
 void bind_engine(py::module_ & m);
+void bind_rpc(py::module_ & m);

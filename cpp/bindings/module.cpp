@@ -27,4 +27,5 @@ PYBIND11_MODULE(_native, m) {
 
     bind_model(m);
     bind_engine(m);
+    bind_rpc(m);
 }

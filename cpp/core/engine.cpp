@@ -222,7 +222,7 @@ std::shared_ptr<Channel> Engine::submit(GenerateRequest req) {
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_) {
-            throw std::runtime_error("model is unloading");
+            throw std::runtime_error(broken_.empty() ? "model is unloading" : broken_);
         }
         if ((int32_t) queue_.size() >= params_.max_queue) {
             throw BusyError("server busy, please try again.  maximum pending requests exceeded");
@@ -484,6 +484,7 @@ void Engine::step() {
     const int32_t ret = llama_process(ctx_, LLAMA_PROCESS_TYPE_DECODE, batch.get());
     decode_calls_++;
     tokens_decoded_ += batch.size();
+    if (rpc_lost()) return;
     if (ret != 0) {
         const std::string err = ret == 1 ? "context size exceeded (no KV cache room)"
                                          : "llama_decode failed with code " + std::to_string(ret);
@@ -607,6 +608,32 @@ void Engine::finish(Slot & slot, const std::string & reason) {
     n_active_.fetch_sub(1);
 }
 
+std::string Engine::broken() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return broken_;
+}
+
+bool Engine::rpc_lost() {
+    if (model_->rpc_servers().empty() || rpc_failure_count() == rpc_epoch_) return false;
+    std::string workers;
+    for (const auto & ep : model_->rpc_servers()) workers += (workers.empty() ? "" : ", ") + ep;
+    const std::string err = "an error was encountered while running the model: the connection to an RPC worker (" +
+                            workers + ") was lost: " + rpc_last_failure() + "; the model will be reloaded on the next request";
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        broken_      = err;
+        stopping_    = true;
+        stop_reason_ = err;
+    }
+    for (auto & sp : slots_) {
+        if (sp->state != Slot::State::Idle) {
+            sp->cache.clear();
+            fail_slot(*sp, err);
+        }
+    }
+    return true;
+}
+
 void Engine::fail_slot(Slot & slot, const std::string & err) {
     if (slot.job) slot.job->ch->fail(err);
     slot.job.reset();
@@ -636,6 +663,7 @@ void Engine::run_embed(EmbedJob & job) {
             const bool    encoder_only = model_->info().has_encoder && !model_->info().has_decoder;
             const int32_t ret = llama_process(ctx_, encoder_only ? LLAMA_PROCESS_TYPE_ENCODE : LLAMA_PROCESS_TYPE_DECODE,
                                               batch.get());
+            if (rpc_lost()) throw std::runtime_error(broken());
             if (ret != 0) throw std::runtime_error("embedding decode failed with code " + std::to_string(ret));
             const float * e = llama_get_embeddings_seq(ctx_, 0);
             if (e == nullptr) throw std::runtime_error("model produced no pooled embedding");

@@ -16,6 +16,7 @@
 
 #include "channel.h"
 #include "model.h"
+#include "rpc.h"
 #include "sampler.h"
 
 struct llama_context;
@@ -85,6 +86,10 @@ class Engine {
     // Ends every request with an error and joins the decode thread. Idempotent.
     void        shutdown(const std::string & reason = "model unloaded");
     EngineStats stats();
+    // Non-empty once an RPC worker this engine uses lost its connection: the engine has ended its
+    // requests and refuses new ones; the model must be unloaded and loaded again.
+    std::string            broken();
+    std::vector<DeviceUse> memory() const { return memory_breakdown(ctx_); }
 
     const Model &        model() const { return *model_; }
     const EngineParams & params() const { return params_; }
@@ -105,6 +110,7 @@ class Engine {
     void fail_slot(Slot & slot, const std::string & err);
     bool make_room(Slot & slot);
     void run_embed(EmbedJob & job);
+    bool rpc_lost();  // checks for a lost RPC worker after a decode; ends every request if so
 
     std::shared_ptr<Model> model_;
     EngineParams           params_;
@@ -119,6 +125,8 @@ class Engine {
     std::deque<EmbedJob *>              embed_queue_;
     bool                                stopping_ = false;
     std::string                         stop_reason_;
+    std::string                         broken_;
+    uint64_t                            rpc_epoch_ = rpc_failure_count();
     std::vector<std::unique_ptr<Slot>>  slots_;
     std::vector<float>                  current_lora_;
     size_t                              rr_ = 0;

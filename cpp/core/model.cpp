@@ -13,6 +13,7 @@
 #include "llama.h"
 #include "log.h"
 #include "log_capture.h"
+#include "rpc.h"
 
 namespace a3s {
 
@@ -88,8 +89,16 @@ std::shared_ptr<Model> Model::load(const std::string & path, const ModelParams &
     } else if (!params.use_mmap) {
         mp.load_mode = LLAMA_LOAD_MODE_NONE;
     }
+    RpcPlacement placement;  // the device list and split must outlive the load call
+    if (!params.rpc_servers.empty()) {
+        placement       = rpc_placement(path, params.rpc_servers, params.tensor_split, params.n_gpu_layers);
+        mp.devices      = placement.devices.data();
+        mp.tensor_split = placement.split.data();
+        mp.n_gpu_layers = placement.n_gpu_layers;
+    }
     std::shared_ptr<Model> m(new Model());
-    m->path_  = path;
+    m->path_        = path;
+    m->rpc_servers_ = params.rpc_servers;
     m->model_ = llama_model_load_from_file(path.c_str(), mp);
     if (m->model_ == nullptr) {
         std::string detail;

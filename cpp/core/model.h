@@ -30,6 +30,8 @@ struct ModelParams {
     bool        vocab_only   = false;
     bool        cpu_repack   = true;   // llama.cpp's repacked CPU weight layouts (faster, batch-size dependent rounding)
     std::vector<std::string> lora_paths;  // adapters loaded with the model
+    std::vector<std::string> rpc_servers;   // host:port of ggml RPC workers to split the layers across
+    std::vector<float>       tensor_split;  // with rpc_servers: [local share, one per worker device]
 };
 
 struct ModelInfo {
@@ -100,6 +102,7 @@ class Model {
     const llama_vocab * vocab() const { return vocab_; }
     size_t              n_lora() const { return loras_.size(); }
     llama_adapter_lora * lora(size_t i) const { return loras_.at(i); }
+    const std::vector<std::string> & rpc_servers() const { return rpc_servers_; }
 
     std::vector<int32_t> tokenize(const std::string & text, bool add_special, bool parse_special) const;
     std::string          detokenize(const std::vector<int32_t> & tokens, bool remove_special, bool unparse_special) const;
@@ -126,6 +129,7 @@ class Model {
     mutable std::mutex                     override_mu_;  // guards the compiled template overrides
     mutable std::map<std::string, std::shared_ptr<common_chat_templates>> overrides_;
     std::vector<llama_adapter_lora *> loras_;
+    std::vector<std::string>          rpc_servers_;
 };
 
 // Header-level check of a GGUF file (magic, version, KV and tensor tables, data bounds).

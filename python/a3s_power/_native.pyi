@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BusyError', 'Channel', 'ChatParser', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'SamplingParams', 'drain_logs', 'json_schema_to_grammar', 'quantize', 'quantize_types', 'set_log_echo', 'system_info', 'validate_gguf']
+__all__: list[str] = ['BusyError', 'Channel', 'ChatParser', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'RpcError', 'SamplingParams', 'drain_logs', 'engine_broken', 'engine_memory', 'json_schema_to_grammar', 'local_devices', 'quantize', 'quantize_types', 'rpc_failure_count', 'rpc_hello_request_size', 'rpc_last_failure', 'rpc_protocol_version', 'rpc_serve', 'set_log_echo', 'system_info', 'validate_gguf']
 class EngineError(RuntimeError):
     pass
 class BusyError(RuntimeError):
@@ -37,6 +37,18 @@ class ModelParams:
         ...
     @n_gpu_layers.setter
     def n_gpu_layers(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def rpc_servers(self) -> list[str]:
+        ...
+    @rpc_servers.setter
+    def rpc_servers(self, arg0: collections.abc.Sequence[str]) -> None:
+        ...
+    @property
+    def tensor_split(self) -> list[float]:
+        ...
+    @tensor_split.setter
+    def tensor_split(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
         ...
 class ModelInfo:
     @property
@@ -432,11 +444,23 @@ class Engine:
     @property
     def n_ctx(self) -> int:
         ...
+class RpcError(RuntimeError):
+    pass
 def drain_logs() -> list[tuple[int, str]]:
     """
     Complete llama.cpp log lines so far as (level, text)
     """
+def engine_broken(engine: Engine) -> str:
+    """
+    Why the engine stopped after losing an RPC worker ('' while it is healthy)
+    """
+def engine_memory(engine: Engine) -> list:
+    """
+    Bytes the model and its context hold on each buffer type / device
+    """
 def json_schema_to_grammar(schema_json: str) -> str:
+    ...
+def local_devices() -> list:
     ...
 def quantize(src_path: str, dst_path: str, ftype: str, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
     """
@@ -444,6 +468,22 @@ def quantize(src_path: str, dst_path: str, ftype: str, n_threads: typing.Support
     """
 def quantize_types() -> list[str]:
     ...
+def rpc_failure_count() -> int:
+    """
+    RPC connection failures since the process started
+    """
+def rpc_hello_request_size() -> int:
+    ...
+def rpc_last_failure() -> str:
+    ...
+def rpc_protocol_version() -> list[int]:
+    """
+    ggml RPC protocol (major, minor, patch) of this build
+    """
+def rpc_serve(host: str, port: typing.SupportsInt | typing.SupportsIndex, cache_dir: str = '', n_threads: typing.SupportsInt | typing.SupportsIndex = 0, devices: collections.abc.Sequence[str] = [], mem_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    """
+    Serve this machine's devices over ggml's RPC protocol; blocks; raises RpcError
+    """
 def set_log_echo(on: bool) -> None:
     ...
 def system_info() -> str:

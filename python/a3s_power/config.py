@@ -80,6 +80,7 @@ class Settings:
     api_keys: tuple[str, ...] = ()  # A3S_POWER_API_KEYS (comma-separated); empty = no auth
     flash_attention: bool | None = None  # OLLAMA_FLASH_ATTENTION; None = llama.cpp's auto
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE
+    rpc_servers: tuple[str, ...] = ()  # A3S_POWER_RPC / serve --rpc: ggml RPC workers (host:port)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,4 +114,12 @@ class Settings:
             else None,
             kv_cache_type=_kv_cache_type(env),
             api_keys=tuple(k.strip() for k in env_value(env, "A3S_POWER_API_KEYS").split(",") if k.strip()),
+            rpc_servers=_rpc_servers(env),
         )
+
+
+def _rpc_servers(env: Mapping[str, str]) -> tuple[str, ...]:
+    """A3S_POWER_RPC: comma-separated host:port list; a bad entry is a startup error naming it."""
+    from a3s_power.runtime.rpc import parse_endpoints
+
+    return parse_endpoints(env_value(env, "A3S_POWER_RPC"))

@@ -10,11 +10,13 @@ from a3s_power.cli.app import app
 
 
 @app.command
-def serve(*, host: str | None = None, port: int | None = None, verbose: bool = False) -> None:
+def serve(
+    *, host: str | None = None, port: int | None = None, rpc: str | None = None, verbose: bool = False
+) -> None:
     """Start the server. Settings come from the environment (OLLAMA_HOST, OLLAMA_MODELS,
     OLLAMA_KEEP_ALIVE, OLLAMA_NUM_PARALLEL, OLLAMA_MAX_LOADED_MODELS, OLLAMA_MAX_QUEUE,
     OLLAMA_CONTEXT_LENGTH, OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE, OLLAMA_ORIGINS,
-    OLLAMA_NOPRUNE, OLLAMA_DEBUG; A3S_POWER_API_KEYS, A3S_POWER_NUM_THREAD).
+    OLLAMA_NOPRUNE, OLLAMA_DEBUG; A3S_POWER_API_KEYS, A3S_POWER_NUM_THREAD, A3S_POWER_RPC).
 
     Parameters
     ----------
@@ -22,6 +24,9 @@ def serve(*, host: str | None = None, port: int | None = None, verbose: bool = F
         Address to bind (overrides OLLAMA_HOST's host).
     port
         Port to bind (overrides OLLAMA_HOST's port).
+    rpc
+        ggml RPC workers (`a3s-power rpc-server`) to split models across: host:port[,host:port…]
+        (overrides A3S_POWER_RPC). See docs/scale-out.md.
     verbose
         Log at debug level, llama.cpp's log included.
     """
@@ -29,9 +34,14 @@ def serve(*, host: str | None = None, port: int | None = None, verbose: bool = F
 
     from a3s_power.api import create_app
     from a3s_power.config import Settings
+    from a3s_power.runtime.rpc import parse_endpoints
 
-    settings = Settings.from_env()
-    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    try:
+        settings = Settings.from_env()
+        workers = parse_endpoints(rpc) if rpc is not None else settings.rpc_servers
+    except ValueError as exc:
+        sys.exit(f"Error: {exc}")
+    settings = replace(settings, host=host or settings.host, port=port or settings.port, rpc_servers=workers)
     level = logging.DEBUG if verbose or settings.debug else logging.INFO
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -44,6 +54,8 @@ def serve(*, host: str | None = None, port: int | None = None, verbose: bool = F
     warning = exposure_warning(settings.host, settings.api_keys)
     if warning:
         logging.getLogger(__name__).warning("%s", warning)
+    if settings.rpc_servers:
+        logging.getLogger(__name__).info("RPC workers: %s", ", ".join(settings.rpc_servers))
     uvicorn.run(
         create_app(settings),
         host=settings.host,

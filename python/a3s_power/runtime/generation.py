@@ -26,6 +26,7 @@ class RunnerOptions:
     num_gpu: int = -1
     num_thread: int = 0
     use_mmap: bool = True
+    tensor_split: str = ""  # "local,worker1,...": layer shares with `serve --rpc` ("" = by free memory)
 
 
 def _native_field(name: str, *, convert: Callable[[Any], Any] | None = None) -> dict[str, Any]:

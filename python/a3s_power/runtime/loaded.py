@@ -12,7 +12,7 @@ from typing import Any
 from a3s_power import _native
 from a3s_power.chat.fallback_templates import fallback_template
 from a3s_power.errors import InvalidRequest, ModelLoadError
-from a3s_power.runtime import logbridge
+from a3s_power.runtime import logbridge, rpc
 
 
 @dataclass
@@ -23,6 +23,21 @@ class LoadedModel:
     options: dict[str, Any] = field(default_factory=dict)
     template_override: str = ""  # a Jinja chat template replacing the model's own
     load_duration: int = 0  # ns spent loading weights and creating the engine (Ollama's load_duration)
+    rpc_servers: tuple[str, ...] = ()  # the RPC workers holding part of the model
+    rpc_dropped: tuple[str, ...] = ()  # workers asked for but left out (lost earlier, still down)
+
+    @property
+    def broken(self) -> str:
+        """Why the engine stopped (an RPC worker's connection was lost), "" while healthy."""
+        if not self.rpc_servers or not hasattr(self, "engine"):
+            return ""
+        return str(_native.engine_broken(self.engine))
+
+    def devices(self) -> list[dict[str, Any]]:
+        """Which devices hold how much of the model (weights, KV cache, compute buffers)."""
+        if not hasattr(self, "engine"):
+            return []
+        return rpc.device_summary(_native.engine_memory(self.engine))
 
     @property
     def info(self) -> _native.ModelInfo:
@@ -78,7 +93,14 @@ class LoadedModel:
         return EngineStats.from_native(self.engine.stats())
 
     def close(self) -> None:
+        if not hasattr(self, "engine"):
+            return
         self.engine.shutdown("model unloaded")
+        if self.rpc_servers:
+            # free the native objects now: they hold this process's one connection to each worker
+            del self.engine
+            del self.model
+            rpc.POOL.release(self.rpc_servers)
 
 
 _FIM_NAMES = (
@@ -141,6 +163,8 @@ def load_model(
     batch_invariant: bool = False,
     flash_attention: bool | None = None,
     kv_cache_type: str = "f16",
+    rpc_servers: tuple[str, ...] = (),
+    tensor_split: str = "",
 ) -> LoadedModel:
     """Load a GGUF file and start its engine. Raises ModelLoadError with a readable reason.
 
@@ -161,6 +185,17 @@ def load_model(
     mp.use_mmap = use_mmap
     mp.use_mlock = use_mlock
     mp.lora_paths = list(lora_paths or [])
+    dropped: tuple[str, ...] = ()
+    shares = [float(x) for x in tensor_split.split(",") if x.strip()]
+    if rpc_servers and shares and not any(shares[1:]):  # "1" / "1,0,0": keep this model local
+        rpc_servers, shares = (), []
+    if rpc_servers:
+        asked = tuple(rpc_servers)
+        rpc_servers, dropped = rpc.POOL.prepare(asked)
+        if shares and dropped and len(shares) == len(asked) + 1:  # one share per worker: drop the lost ones'
+            shares = [shares[0], *(s for e, s in zip(asked, shares[1:], strict=True) if e in rpc_servers)]
+        mp.rpc_servers = list(rpc_servers)
+        mp.tensor_split = shares
     try:
         model = _native.Model.load(os.fspath(path), mp)
     except _native.ModelError as exc:
@@ -188,10 +223,14 @@ def load_model(
     finally:
         logbridge.drain()
     info = model.info
+    if rpc_servers:
+        rpc.POOL.acquire(tuple(rpc_servers))
     return LoadedModel(
         path=os.fspath(path),
         model=model,
         engine=engine,
         template_override=fallback_template(info.architecture, info.chat_template),
         load_duration=time.perf_counter_ns() - started,
+        rpc_servers=tuple(rpc_servers),
+        rpc_dropped=dropped,
     )

@@ -23,6 +23,7 @@ from a3s_power.store.parameters import (
     FLOAT_PARAMETERS,
     INT_PARAMETERS,
     LIST_PARAMETERS,
+    SPLIT_PARAMETERS,
     typed_json_value,
 )
 
@@ -92,7 +93,7 @@ def check_stops(stops: list[str], name: str = "stop") -> list[str]:
 
 def coerce_option(key: str, value: Any) -> Any:
     """One option value checked and converted as Ollama's `FromMap` does; KeyError if unknown."""
-    if key not in _FLOAT | _INT | _BOOL | LIST_PARAMETERS:
+    if key not in _FLOAT | _INT | _BOOL | LIST_PARAMETERS | SPLIT_PARAMETERS:
         raise KeyError(key)
     if key == "stop":
         return check_stops(typed_json_value(key, value, OptionTypeError, ints=_INT, floats=_FLOAT))

@@ -41,6 +41,8 @@ class LoadSpec:
     lora_paths: tuple[str, ...] = ()
     flash_attention: bool | None = None
     kv_cache_type: str = "f16"
+    rpc_servers: tuple[str, ...] = ()  # ggml RPC workers to split the model across (serve --rpc)
+    tensor_split: str = ""  # "local,worker1,...": layer shares ("" = by free memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ def _load(spec: LoadSpec) -> LoadedModel:
         lora_paths=list(spec.lora_paths),
         flash_attention=spec.flash_attention,
         kv_cache_type=spec.kv_cache_type,
+        rpc_servers=spec.rpc_servers,
+        tensor_split=spec.tensor_split,
         max_queue=1 << 20,  # the scheduler's queue is the one that answers 503
     )
 
@@ -208,6 +212,9 @@ class Scheduler:
     def _attach(self, key: str, spec: LoadSpec) -> Runner | None:
         runner = self._runners.get(key)
         if runner is None or runner.expiring or runner.spec != spec:
+            return None
+        if runner.loaded.broken:  # lost an RPC worker: acquire() reloads it once its users are gone
+            log.warning("%s: %s", key, runner.loaded.broken)
             return None
         runner.refs += 1
         runner.last_used = time.monotonic()

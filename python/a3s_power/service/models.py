@@ -99,6 +99,7 @@ def load_plan(
         lora_paths=tuple(str(p) for p in model.view.adapter_paths),
         flash_attention=settings.flash_attention,
         kv_cache_type=settings.kv_cache_type,
+        rpc_servers=settings.rpc_servers,
         **runner,
     )
     return merged, spec

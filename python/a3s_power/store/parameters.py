@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,12 +18,15 @@ FLOAT_PARAMETERS = frozenset(
 )
 BOOL_PARAMETERS = frozenset({"use_mmap"})
 LIST_PARAMETERS = frozenset({"stop"})
+# A3S Power's own: comma-separated shares of a model's layers (local device first, then each
+# RPC worker in `serve --rpc` order), e.g. "1,1,1"; Ollama has no multi-host split.
+SPLIT_PARAMETERS = frozenset({"tensor_split"})
 # parser/parser.go deprecatedParameters: accepted with a warning and dropped.
 DEPRECATED_PARAMETERS = frozenset(
     {"penalize_newline", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "mirostat",
      "mirostat_tau", "mirostat_eta"}
 )  # fmt: skip
-KNOWN_PARAMETERS = INT_PARAMETERS | FLOAT_PARAMETERS | BOOL_PARAMETERS | LIST_PARAMETERS
+KNOWN_PARAMETERS = INT_PARAMETERS | FLOAT_PARAMETERS | BOOL_PARAMETERS | LIST_PARAMETERS | SPLIT_PARAMETERS
 
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
 _FLOAT_RE = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$|^[+-]?(inf|infinity|nan)$", re.I)
@@ -36,6 +40,8 @@ def parse_parameter_values(name: str, values: list[str], line: int = 0) -> Any:
     if name in LIST_PARAMETERS:
         return list(values)
     value = values[-1]
+    if name in SPLIT_PARAMETERS:
+        return split_value(name, value, lambda msg: InvalidModelfile(msg, line))
     if name in INT_PARAMETERS:
         if not _INT_RE.match(value):
             raise InvalidModelfile(f"invalid int value {shown}", line)
@@ -75,6 +81,8 @@ def typed_json_value(
 ) -> Any:
     """A JSON option value checked as Ollama's `FromMap` checks it (ints accept floats, truncated);
     anything not int/float/list is a bool. Raises `error(<Ollama's text>)`."""
+    if name in SPLIT_PARAMETERS:
+        return split_value(name, value, error)
     if name in lists:
         if not isinstance(value, list):
             raise error(f'option "{name}" must be of type array')
@@ -89,6 +97,30 @@ def typed_json_value(
     if not isinstance(value, bool):
         raise error(f'option "{name}" must be of type boolean')
     return value
+
+
+def split_value(name: str, value: Any, error: Callable[[str], Exception]) -> str:
+    """A tensor split ("3,1,1" or a JSON array of numbers) as its canonical "3,1,1" string."""
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, str):
+        items = [v.strip() for v in value.split(",")] if value.strip() else []
+    else:
+        raise error(f'option "{name}" must be a comma-separated string or an array of numbers')
+    shares: list[float] = []
+    for item in items:
+        if isinstance(item, bool):
+            raise error(f'option "{name}" must hold numbers')
+        try:
+            share = float(item)
+        except (TypeError, ValueError):
+            raise error(f'option "{name}": {item!r} is not a number') from None
+        if not math.isfinite(share) or share < 0:
+            raise error(f'option "{name}": shares must be finite and not negative')
+        shares.append(share)
+    if shares and sum(shares) <= 0:
+        raise error(f'option "{name}": at least one share must be positive')
+    return ",".join(f"{s:g}" for s in shares)
 
 
 def format_parameter_line(name: str, value: Any) -> list[str]:

@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from a3s_power.api.errors import decode_body
 from a3s_power.api.ollama import manage_service as service
+from a3s_power.api.ollama import running
 from a3s_power.api.ollama.manage_protocol import (
     CopyRequest,
     CreateBody,
@@ -52,6 +53,9 @@ async def list_models_head(request: Request[Any, Any, Any]) -> Response[None]:
 async def show_model(request: Request[Any, Any, Any]) -> Response[Any]:
     body = decode_body(await request.body(), ShowRequest)
     shown = await service.show(_state(request).store, body.target, verbose=bool(body.verbose))
+    devices = running.devices_of(_state(request), body.target)
+    if devices:  # loaded split across RPC workers
+        shown["devices"] = devices
     return Response(shown, media_type=JSON)
 
 

@@ -103,6 +103,8 @@ class ProcessModel(msgspec.Struct, kw_only=True):
     expires_at: str
     size_vram: int = 0
     context_length: int
+    devices: list[dict[str, Any]] | UnsetType = UNSET  # split across RPC workers: bytes per device
+    rpc_unreachable: list[str] | UnsetType = UNSET
 
 
 class ProcessResponse(msgspec.Struct):
