@@ -40,6 +40,7 @@ class LoadSpec:
     lora_paths: tuple[str, ...] = ()
     flash_attention: bool | None = None
     kv_cache_type: str = "f16"
+    projector_path: str | None = None  # mmproj GGUF (vision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ def _load(spec: LoadSpec) -> LoadedModel:
         lora_paths=list(spec.lora_paths),
         flash_attention=spec.flash_attention,
         kv_cache_type=spec.kv_cache_type,
+        projector_path=spec.projector_path,
         max_queue=1 << 20,  # the scheduler's queue is the one that answers 503
     )
 
