@@ -63,9 +63,15 @@ class ChatMessage:
         images = self.image_parts
         if not marker or not images:
             return self.content
-        if any(p.kind == "text" for p in self.parts):
-            return "\n".join(marker if p.kind == "image" else p.text for p in self.parts if p.kind != "audio")
-        return marker * len(images) + self.content
+        if not any(p.kind == "text" for p in self.parts):
+            return marker * len(images) + self.content
+        out, after_text = "", False
+        for p in self.parts:  # text parts joined by newlines, a marker right where its image is
+            if p.kind == "image":
+                out, after_text = out + marker, False
+            elif p.kind == "text":
+                out, after_text = out + ("\n" if after_text else "") + p.text, True
+        return out
 
     def to_template(self, media_marker: str = "") -> dict[str, Any]:
         """The message as llama.cpp's chat templates take it (OpenAI-shaped); images become

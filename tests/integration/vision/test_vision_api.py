@@ -14,9 +14,9 @@ import httpx
 import ollama
 import openai
 import pytest
-from conftest import TEXT_MODEL, VISION_MODEL
 from live_server import LiveServer
 
+from conftest import TEXT_MODEL, VISION_MODEL
 from fixtures.vlm import N_IMAGE_TOKENS, sample_image
 
 pytestmark = pytest.mark.timeout(300)
@@ -123,11 +123,15 @@ def test_anthropic_image_block(claude: anthropic.Anthropic) -> None:
                                                         "data": _b64(image)}})  # fmt: skip
         content.append({"type": "text", "text": QUESTION})
         return claude.messages.create(
-            model=VISION_MODEL, max_tokens=6, temperature=0, messages=[{"role": "user", "content": content}]
+            model=VISION_MODEL,
+            max_tokens=6,
+            extra_body={"temperature": 0},
+            messages=[{"role": "user", "content": content}],
         )  # type: ignore[list-item,misc]
 
     plain, one = ask(None), ask(sample_image(8))
-    assert one.usage.input_tokens - plain.usage.input_tokens == N_IMAGE_TOKENS
+    total = lambda u: u.input_tokens + (u.cache_read_input_tokens or 0)  # noqa: E731  (reads are apart)
+    assert total(one.usage) - total(plain.usage) == N_IMAGE_TOKENS
     assert one.content and one.content[0].type == "text"
 
 
@@ -142,13 +146,18 @@ def test_no_projector_is_refused_on_every_surface(
     with pytest.raises(openai.BadRequestError) as oe:
         _oai_chat(oai, sample_image(1), TEXT_MODEL)
     assert want in str(oe.value)
+    image_part = {"type": "input_image", "image_url": _data_url(sample_image(1)), "detail": "auto"}
     with pytest.raises(openai.BadRequestError) as re_:
-        oai.responses.create(model=TEXT_MODEL, input=[{"role": "user", "content": [  # type: ignore[list-item,misc]
-            {"type": "input_image", "image_url": _data_url(sample_image(1)), "detail": "auto"}]}])  # fmt: skip
+        oai.responses.create(model=TEXT_MODEL, input=[{"role": "user", "content": [image_part]}])  # type: ignore[list-item,misc]
     assert want in str(re_.value)
+    block = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": _b64(sample_image(1))},
+    }
     with pytest.raises(anthropic.BadRequestError) as ae:
-        claude.messages.create(model=TEXT_MODEL, max_tokens=4, messages=[{"role": "user", "content": [  # type: ignore[list-item,misc]
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": _b64(sample_image(1))}}]}])  # fmt: skip
+        claude.messages.create(
+            model=TEXT_MODEL, max_tokens=4, messages=[{"role": "user", "content": [block]}]
+        )  # type: ignore[list-item,misc]
     assert want in str(ae.value)
 
 
