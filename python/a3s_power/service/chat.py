@@ -31,9 +31,10 @@ from a3s_power.errors import InvalidRequest
 from a3s_power.runtime.generation import Chunk, Completion, GenerationOptions, generate
 from a3s_power.runtime.grammar import grammar_for_format
 from a3s_power.runtime.loaded import ChatRender, LoadedModel
-from a3s_power.runtime.media import MEDIA_MARKER, DecodedImage, decode_images
+from a3s_power.runtime.media import MEDIA_MARKER, DecodedImage, decode_image
 from a3s_power.runtime.scheduler import LoadSpec, Runner
 from a3s_power.service.generic_tools import GenericReplyParser, generic_messages, generic_schema
+from a3s_power.service.images import fetch_image, remote_images_refused
 from a3s_power.service.job import ChatJob, ChatMessage, ToolCall
 from a3s_power.service.models import (
     ResolvedModel,
@@ -116,7 +117,8 @@ class ChatPlan:
     parse: bool  # split thinking / tool calls out of the text
     template: str = ""  # a Jinja template replacing the model's own ("" = the model's)
     go_template: str = ""  # an Ollama Go TEMPLATE (layer or request): rendered by chat.gotemplate
-    images: list[DecodedImage] = field(default_factory=list)  # in prompt order, decoded and checked
+    images: list[DecodedImage | None] = field(default_factory=list)  # prompt order; None: a URL to fetch
+    remote_images: dict[int, str] = field(default_factory=dict)  # index in `images` → http(s) URL
 
     @property
     def forced(self) -> bool:
@@ -155,14 +157,20 @@ def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
     if job.raw and (job.template or job.context or any(m.role == "system" for m in job.messages)):
         raise InvalidRequest("raw mode does not support template, system, or context")
     layered = _layered(model, job)
-    images: list[DecodedImage] = []
+    images: list[DecodedImage | None] = []
+    remote: dict[int, str] = {}
     if any(m.image_parts for m in layered):
         require(model, "vision", "vision")
         if job.suffix:
             raise InvalidRequest("images cannot be combined with suffix (fill-in-the-middle)")
-        if any(p.url and not p.data for m in layered for p in m.image_parts):
-            raise InvalidRequest("image URLs must be fetched before planning")  # run_chat fetches them
-        images = decode_images([img for m in layered for img in m.images])
+        for i, part in enumerate(p for m in layered for p in m.image_parts):
+            if part.url and not part.data:  # fetched (when enabled) by run_chat / render_only
+                if not state.settings.image_urls:
+                    raise remote_images_refused(i)
+                images.append(None)
+                remote[i] = part.url
+            else:
+                images.append(decode_image(part.data, i))
     tools = list(job.tools) if job.tool_choice != "none" else list(job.tools)
     generic = bool(tools) and job.tool_choice != "none" and "tools" not in model.capabilities
     options, spec = load_plan(state, model, job.options)
@@ -177,7 +185,22 @@ def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
     messages = [m.to_template(MEDIA_MARKER if images else "") for m in layered]
     return ChatPlan(job, model, options, spec, messages, tools, generic, think, parse,
                     template if is_jinja(template) else "",
-                    template if is_go_template(template) else "", images)  # fmt: skip
+                    template if is_go_template(template) else "", images, remote)  # fmt: skip
+
+
+async def fetch_remote_images(state: ServerState, plan: ChatPlan) -> None:
+    """Fetch and check the plan's http(s) images (A3S_POWER_IMAGE_URLS), in request order."""
+    settings = state.settings
+    for i, url in sorted(plan.remote_images.items()):
+        data = await fetch_image(
+            url,
+            i,
+            timeout=settings.image_url_timeout,
+            max_bytes=settings.image_url_max_bytes,
+            allow_private=settings.image_url_allow_private,
+        )
+        plan.images[i] = decode_image(data, i)
+    plan.remote_images = {}
 
 
 async def load_only(state: ServerState, job: ChatJob) -> str:
@@ -235,8 +258,11 @@ def _media_prompt(loaded: LoadedModel, plan: ChatPlan, text: str, *, add_special
     """A prompt with images: mtmd splits the text at the markers and gives each image its run."""
     if loaded.projector is None:
         raise InvalidRequest(f'"{plan.job.model}" does not support vision')
+    images = [im for im in plan.images if im is not None]
+    if len(images) != len(plan.images):
+        raise InvalidRequest("image URLs were not fetched")
     try:
-        media = loaded.projector.tokenize(text, [im.native() for im in plan.images], add_special, True,
+        media = loaded.projector.tokenize(text, [im.native() for im in images], add_special, True,
                                           list(plan.job.context or []))  # fmt: skip
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
@@ -284,6 +310,7 @@ async def render_only(state: ServerState, job: ChatJob) -> Prompt:
     """Render `job` as the pipeline would run it, without generating (the model is loaded for
     its tokenizer and template, then released)."""
     plan = plan_chat(state, job)
+    await fetch_remote_images(state, plan)
     runner = await acquire_runner(state, plan.model, plan.spec)
     try:
         return render(runner.loaded, plan)
@@ -391,6 +418,7 @@ async def run_chat(state: ServerState, job: ChatJob | ChatPlan) -> AsyncIterator
     """Run the pipeline: ReplyPieces as text is decided, then one ReplyEnd. Closing the iterator
     (a client that went away) cancels the engine request and releases the runner."""
     plan = job if isinstance(job, ChatPlan) else plan_chat(state, job)
+    await fetch_remote_images(state, plan)
     started = plan.job.started_ns
     runner: Runner = await acquire_runner(state, plan.model, plan.spec)
     load_duration = since(started)

@@ -220,7 +220,7 @@ def test_the_second_bad_image_is_named_and_the_server_lives(
     with pytest.raises(openai.BadRequestError) as exc:
         oai.chat.completions.create(model=VISION_MODEL, messages=[{"role": "user", "content": content}])  # type: ignore[list-item,misc]
     assert "image 2:" in str(exc.value)
-    with pytest.raises(openai.BadRequestError, match="not fetched"):
+    with pytest.raises(openai.BadRequestError, match="A3S_POWER_IMAGE_URLS is off"):
         oai.chat.completions.create(model=VISION_MODEL, messages=[{"role": "user", "content": [  # type: ignore[list-item,misc]
             {"type": "image_url", "image_url": {"url": "http://127.0.0.1:1/cat.png"}}]}])  # fmt: skip
     assert _oai_chat(oai, sample_image(2)).choices[0].message.content is not None
@@ -244,3 +244,30 @@ def test_show_ps_and_metrics(
     text = httpx.get(vision_server.url + "/metrics", timeout=10).text
     count = [ln for ln in text.splitlines() if ln.startswith("a3s_power_image_encode_seconds_count")]
     assert count and float(count[0].split()[-1]) >= 1
+
+
+def test_modelfile_second_from_is_the_projector(
+    vision_server: LiveServer, smollm2_path, mmproj_path, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """`FROM ./model.gguf` + `FROM ./mmproj.gguf`, as Ollama's vision Modelfiles: the second is the
+    projector layer, and the created model takes images."""
+    import shutil
+
+    from a3s_power.store.create import create_events, stage_modelfile_request
+    from a3s_power.store.manifest import MEDIA_PROJECTOR
+    from a3s_power.store.modelfile import build_request, parse_modelfile
+
+    shutil.copy(smollm2_path, tmp_path / "model.gguf")
+    shutil.copy(mmproj_path, tmp_path / "mmproj.gguf")
+    modelfile = parse_modelfile("FROM ./model.gguf\nFROM ./mmproj.gguf\nPARAMETER stop <|im_end|>\n")
+    request = stage_modelfile_request(
+        vision_server.store, "smol-vision-mf", build_request(modelfile, tmp_path)
+    )
+    for _ in create_events(vision_server.store, request):
+        pass
+    _, manifest = vision_server.store.read_manifest("smol-vision-mf")
+    assert [layer.media_type for layer in manifest.layers].count(MEDIA_PROJECTOR) == 1
+    message = {"role": "user", "content": "hi", "images": [_b64(sample_image(3))]}
+    body = {"model": "smol-vision-mf", "stream": False, "options": {"num_predict": 2}, "messages": [message]}
+    reply = httpx.post(vision_server.url + "/api/chat", timeout=120, json=body).json()
+    assert reply["prompt_eval_count"] >= N_IMAGE_TOKENS
