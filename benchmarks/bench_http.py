@@ -117,7 +117,13 @@ def start_ours(
 
 
 def start_llama_server(
-    exe: Path, gguf: Path, threads: int, num_ctx: int, parallel: int, log: Path
+    exe: Path,
+    gguf: Path,
+    threads: int,
+    num_ctx: int,
+    parallel: int,
+    log: Path,
+    extra: list[str] | None = None,
 ) -> OpenAIServer:
     port = _port()
     cmd = [
@@ -146,6 +152,7 @@ def start_llama_server(
         HOST,
         "--port",
         str(port),
+        *(extra or []),
     ]
     return OpenAIServer("llama-server", cmd, dict(os.environ), port, log)
 

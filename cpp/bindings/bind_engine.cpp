@@ -1,7 +1,10 @@
 #include <pybind11/numpy.h>
 
+#include <optional>
+
 #include "common.h"
 #include "engine.h"
+#include "media.h"
 
 namespace {
 
@@ -18,6 +21,9 @@ py::dict completion_dict(const a3s::Completion & c) {
     d["eval_duration"]        = c.eval_ns;
     d["queue_duration"]       = c.queue_ns;
     d["slot"]                 = c.slot;
+    d["media_tokens"]         = c.media_tokens;
+    d["media_chunks"]         = c.media_chunks;
+    d["media_encode_duration"] = c.media_encode_ns;
     d["context"]              = c.context;
     return d;
 }
@@ -64,6 +70,15 @@ void bind_engine(py::module_ & m) {
         .def_readwrite("generation_prompt", &SamplingParams::generation_prompt)
         .def_readwrite("grammar_from_template", &SamplingParams::grammar_from_template);
 
+    py::class_<MediaPrompt, std::shared_ptr<MediaPrompt>>(m, "MediaPrompt")
+        .def_readonly("tokens", &MediaPrompt::tokens)
+        .def_readonly("n_media_tokens", &MediaPrompt::n_media_tokens)
+        .def_property_readonly("spans", [](const MediaPrompt & mp) {
+            py::list out;
+            for (const auto & kv : mp.spans) out.append(py::make_tuple(kv.first, kv.second.n_tokens, kv.second.n_pos, kv.second.id));
+            return out;
+        }, "[(start, n_tokens, n_pos, id)] of the media chunks");
+
     py::class_<GenerateRequest>(m, "GenerateRequest")
         .def(py::init<>())
         .def_readwrite("prompt", &GenerateRequest::prompt)
@@ -76,7 +91,46 @@ void bind_engine(py::module_ & m) {
         .def_readwrite("stop", &GenerateRequest::stop)
         .def_readwrite("logprobs", &GenerateRequest::logprobs)
         .def_readwrite("top_logprobs", &GenerateRequest::top_logprobs)
-        .def_readwrite("lora_scales", &GenerateRequest::lora_scales);
+        .def_readwrite("lora_scales", &GenerateRequest::lora_scales)
+        .def_property(
+            "media", [](const GenerateRequest & r) { return std::const_pointer_cast<MediaPrompt>(r.media); },
+            [](GenerateRequest & r, std::shared_ptr<MediaPrompt> m) { r.media = std::move(m); });
+
+    py::class_<ProjectorParams>(m, "ProjectorParams")
+        .def(py::init<>())
+        .def_readwrite("n_threads", &ProjectorParams::n_threads)
+        .def_readwrite("use_gpu", &ProjectorParams::use_gpu)
+        .def_readwrite("flash_attn", &ProjectorParams::flash_attn)
+        .def_readwrite("warmup", &ProjectorParams::warmup)
+        .def_readwrite("media_marker", &ProjectorParams::media_marker);
+
+    py::class_<Projector, std::shared_ptr<Projector>>(m, "Projector")
+        .def_static("load", &Projector::load, py::arg("path"), py::arg("model"), py::arg("params") = ProjectorParams(),
+                    py::call_guard<py::gil_scoped_release>())
+        .def_property_readonly("vision", &Projector::vision)
+        .def_property_readonly("audio", &Projector::audio)
+        .def_property_readonly("mrope", &Projector::mrope)
+        .def_property_readonly("marker", &Projector::marker)
+        .def_property_readonly("path", &Projector::path)
+        .def("tokenize",
+             [](const Projector & self, const std::string & text, const std::vector<py::tuple> & images,
+                bool add_special, bool parse_special, const std::vector<int32_t> & prefix) {
+                 std::vector<Image> ims;
+                 for (const auto & t : images) {
+                     if (t.size() != 4) throw std::invalid_argument("an image is (width, height, rgb bytes, id)");
+                     Image im;
+                     im.nx  = t[0].cast<uint32_t>();
+                     im.ny  = t[1].cast<uint32_t>();
+                     im.rgb = t[2].cast<std::string>();
+                     im.id  = t[3].cast<std::string>();
+                     ims.push_back(std::move(im));
+                 }
+                 py::gil_scoped_release nogil;
+                 return self.tokenize(text, ims, add_special, parse_special, prefix);
+             },
+             py::arg("text"), py::arg("images"), py::arg("add_special") = true, py::arg("parse_special") = true,
+             py::arg("prefix") = std::vector<int32_t>(),
+             "Tokens with one media run per marker in `text`; images are (width, height, RGB bytes, id)");
 
     py::class_<EngineParams>(m, "EngineParams")
         .def(py::init<>())
@@ -122,11 +176,12 @@ void bind_engine(py::module_ & m) {
              "Non-blocking: ([(text, tokens, logprobs|None)], completion dict or None); raises EngineError");
 
     py::class_<Engine, std::shared_ptr<Engine>>(m, "Engine")
-        .def(py::init([](std::shared_ptr<Model> model, const EngineParams & p) {
+        .def(py::init([](std::shared_ptr<Model> model, const EngineParams & p,
+                         std::optional<std::shared_ptr<Projector>> projector) {
                  py::gil_scoped_release nogil;
-                 return std::make_shared<Engine>(std::move(model), p);
+                 return std::make_shared<Engine>(std::move(model), p, projector ? *projector : nullptr);
              }),
-             py::arg("model"), py::arg("params") = EngineParams())
+             py::arg("model"), py::arg("params") = EngineParams(), py::arg("projector") = py::none())
         .def("submit", &Engine::submit, py::arg("request"), py::call_guard<py::gil_scoped_release>())
         .def("embed",
              [](Engine & self, const std::vector<std::vector<int32_t>> & inputs, bool normalize, bool truncate) {

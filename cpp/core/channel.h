@@ -45,6 +45,9 @@ struct Completion {
     int64_t     eval_ns         = 0;
     int64_t     queue_ns        = 0;  // time waiting for a slot
     int32_t     slot            = -1;
+    int32_t     media_tokens    = 0;  // prompt positions taken by images (in prompt_eval when evaluated)
+    int32_t     media_chunks    = 0;  // images encoded for this request (0 when reused from the cache)
+    int64_t     media_encode_ns = 0;  // image encode + decode time (part of prompt_eval_ns)
     std::vector<int32_t> context;  // prompt + generated tokens (Ollama's deprecated `context`)
 };
 

@@ -84,7 +84,10 @@ struct Engine::Slot {
     enum class State { Idle, Prefill, Generate };
     int32_t                  id    = 0;
     State                    state = State::Idle;
-    std::vector<int32_t>     cache;       // tokens in this sequence's KV cells
+    std::vector<int32_t>     cache;       // tokens in this sequence's KV cells (MEDIA_TOKEN under images)
+    MediaSpans               cache_media;  // images in `cache` (id, size; no pixels)
+    MediaSpans               prompt_media; // images in `prompt` (with their chunks until decoded)
+    int32_t                  pos_delta = 0;  // cache.size() - next position (M-RoPE images take fewer)
     std::vector<float>       cache_lora;  // adapter scales the cache was computed with
     std::unique_ptr<Job>     job;
     std::vector<int32_t>     prompt;
@@ -99,12 +102,20 @@ struct Engine::Slot {
     Completion               done;
     Clock::time_point        t_start, t_first, t_used;
 
+    llama_pos pos() const { return (llama_pos) cache.size() - pos_delta; }
+    void      clear_cache() {
+        cache.clear();
+        cache_media.clear();
+        pos_delta = 0;
+    }
+
     ~Slot() {
         if (smpl) common_sampler_free(smpl);
     }
 };
 
-Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params) : model_(std::move(model)), params_(params) {
+Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params, std::shared_ptr<Projector> projector)
+    : model_(std::move(model)), params_(params), projector_(std::move(projector)) {
     backend_init();
     if (params_.n_parallel < 1 || params_.n_parallel > 256) {
         throw std::invalid_argument("num_parallel must be between 1 and 256");
@@ -190,10 +201,25 @@ std::shared_ptr<Channel> Engine::submit(GenerateRequest req) {
     if (params_.embeddings) {
         throw std::invalid_argument("this model is loaded for embeddings only and cannot generate");
     }
+    if (req.media) {
+        if (!projector_) throw std::invalid_argument("this model was loaded without a projector and cannot take images");
+        req.prompt = req.media->tokens;
+        std::vector<int32_t> text;
+        for (int32_t t : req.prompt) if (t != MEDIA_TOKEN) text.push_back(t);
+        model_->check_tokens(text);
+        if (!req.prompt.empty() && req.prompt.back() == MEDIA_TOKEN) {
+            throw std::invalid_argument("a prompt cannot end with an image");
+        }
+        if ((int32_t) req.prompt.size() >= n_ctx_slot_) {
+            throw std::invalid_argument("the prompt with its images (" + std::to_string(req.prompt.size()) +
+                                        " tokens) is longer than the context length (" +
+                                        std::to_string(n_ctx_slot_) + "); images cannot be truncated");
+        }
+    }
     if (req.prompt.empty()) {
         throw std::invalid_argument("empty prompt");
     }
-    model_->check_tokens(req.prompt);
+    if (!req.media) model_->check_tokens(req.prompt);
     check_sampling(*model_, req.sampling);  // everything the decode thread's sampler needs, before queueing
     if (req.top_logprobs < 0 || req.top_logprobs > 20) {
         throw std::invalid_argument("top_logprobs must be between 0 and 20");
@@ -322,10 +348,9 @@ bool Engine::admit(std::unique_lock<std::mutex> & lock) {
             if (s->state != Slot::State::Idle) continue;
             if (lru == nullptr || s->t_used < lru->t_used) lru = s.get();
             if (!job->req.cache_prompt || s->cache_lora != job->req.lora_scales) continue;
-            size_t lcp = 0;
-            const auto & a = s->cache;
-            const auto & b = job->req.prompt;
-            while (lcp < a.size() && lcp < b.size() && a[lcp] == b[lcp]) ++lcp;
+            static const MediaSpans no_media;
+            const size_t lcp = media_common_prefix(s->cache, s->cache_media, job->req.prompt,
+                                                   job->req.media ? job->req.media->spans : no_media);
             if (lcp > best_lcp) {
                 best_lcp = lcp;
                 best     = s.get();
@@ -370,21 +395,28 @@ void Engine::start_slot(Slot & slot, std::unique_ptr<Job> job) {
         slot.done.truncated = discard;
     }
     slot.prompt             = std::move(prompt);
+    slot.prompt_media       = req.media ? req.media->spans : MediaSpans{};
     slot.done.prompt_tokens = (int32_t) slot.prompt.size();
+    slot.done.media_tokens  = req.media ? req.media->n_media_tokens : 0;
 
     llama_memory_t mem    = llama_get_memory(ctx_);
     size_t         n_past = 0;
     if (req.cache_prompt && slot.cache_lora == req.lora_scales) {
-        while (n_past < slot.cache.size() && n_past < slot.prompt.size() && slot.cache[n_past] == slot.prompt[n_past]) {
-            ++n_past;
-        }
+        n_past = media_common_prefix(slot.cache, slot.cache_media, slot.prompt, slot.prompt_media);
     }
     if (n_past == slot.prompt.size()) --n_past;  // always evaluate at least one token
-    if (!llama_memory_seq_rm(mem, slot.id, (llama_pos) n_past, -1)) {
+    n_past           = media_run_start(slot.prompt_media, n_past);
+    MediaSpans kept  = slot.cache_media;
+    int32_t    delta = media_truncate(kept, n_past);
+    if (!llama_memory_seq_rm(mem, slot.id, (llama_pos) n_past - delta, -1)) {
         llama_memory_seq_rm(mem, slot.id, -1, -1);
         n_past = 0;
+        kept.clear();
+        delta = 0;
     }
     slot.cache.resize(n_past);
+    slot.cache_media = std::move(kept);
+    slot.pos_delta   = delta;
     slot.cache_lora         = req.lora_scales;
     slot.n_prompt_done      = n_past;
     slot.done.cached_tokens = (int32_t) n_past;
@@ -396,7 +428,9 @@ void Engine::start_slot(Slot & slot, std::unique_ptr<Job> job) {
         slot.job.reset();
         return;
     }
-    for (int32_t t : slot.prompt) common_sampler_accept(slot.smpl, t, false);  // prime penalties
+    for (int32_t t : slot.prompt) {
+        if (t != MEDIA_TOKEN) common_sampler_accept(slot.smpl, t, false);  // prime penalties
+    }
     slot.state = Slot::State::Prefill;
     n_active_.fetch_add(1);
 }
@@ -405,7 +439,7 @@ void Engine::start_slot(Slot & slot, std::unique_ptr<Job> job) {
 bool Engine::make_room(Slot & slot) {
     if ((int32_t) slot.cache.size() + 1 <= n_ctx_slot_) return true;
     llama_memory_t mem = llama_get_memory(ctx_);
-    if (!slot.job->req.shift || !llama_memory_can_shift(mem)) {
+    if (!slot.job->req.shift || !llama_memory_can_shift(mem) || !slot.cache_media.empty()) {  // no shift over images
         finish(slot, "length");
         return false;
     }
@@ -458,21 +492,30 @@ void Engine::step() {
         if (s->state != Slot::State::Generate || s->job->req.lora_scales != lora) continue;
         if (!make_room(*s)) continue;
         s->i_batch = batch.size();
-        batch.add(s->last_token, (llama_pos) s->cache.size(), s->id, true);
+        batch.add(s->last_token, s->pos(), s->id, true);
         s->cache.push_back(s->last_token);
         in_batch.push_back(s);
     }
-    // 2. prompt chunks fill the rest, slots taken in round-robin order
+    // 2. prompt chunks fill the rest, slots taken in round-robin order; at most one image per step
+    //    is decoded (a separate decode for that slot), so the others' tokens wait one encode at most
+    bool media_done = false;
     for (Slot * s : active) {
         if (s->state != Slot::State::Prefill || s->job->req.lora_scales != lora) continue;
+        if (!media_done && s->prompt_media.count(s->n_prompt_done)) {
+            media_done = true;
+            if (!step_media(*s)) continue;
+        }
         int32_t room = n_batch_ - batch.size();
         if (room <= 0) break;
         size_t n = std::min<size_t>(room, s->prompt.size() - s->n_prompt_done);
+        auto   next_media = s->prompt_media.lower_bound(s->n_prompt_done);
+        if (next_media != s->prompt_media.end()) n = std::min(n, next_media->first - s->n_prompt_done);
+        if (n == 0) continue;
         for (size_t k = 0; k < n; ++k) {
             const bool last = s->n_prompt_done + 1 == s->prompt.size();
             if (last) s->i_batch = batch.size();
             int32_t tok = s->prompt[s->n_prompt_done];
-            batch.add(tok, (llama_pos) s->cache.size(), s->id, last);
+            batch.add(tok, s->pos(), s->id, last);
             s->cache.push_back(tok);
             s->n_prompt_done++;
             s->done.prompt_eval++;
@@ -490,7 +533,7 @@ void Engine::step() {
                                          : "llama_decode failed with code " + std::to_string(ret);
         for (Slot * s : in_batch) {
             llama_memory_seq_rm(llama_get_memory(ctx_), s->id, -1, -1);
-            s->cache.clear();
+            s->clear_cache();
             fail_slot(*s, err);
         }
         return;
@@ -592,7 +635,9 @@ void Engine::finish(Slot & slot, const std::string & reason) {
     c.done_reason    = reason;
     c.eval_ns        = slot.done.eval_count > 0 ? ns_between(slot.t_first, Clock::now()) : 0;
     if (slot.state == Slot::State::Prefill) c.prompt_eval_ns = ns_between(slot.t_start, Clock::now());
-    c.context        = slot.prompt;
+    for (int32_t t : slot.prompt) {
+        if (t != MEDIA_TOKEN) c.context.push_back(t);  // images have no token ids
+    }
     c.context.insert(c.context.end(), slot.generated.begin(), slot.generated.end());
     slot.job->ch->finish(std::move(c));
     slot.job.reset();
@@ -643,6 +688,34 @@ void Engine::fail_slot(Slot & slot, const std::string & err) {
     }
     if (slot.state != Slot::State::Idle) n_active_.fetch_sub(1);
     slot.state = Slot::State::Idle;
+}
+
+// Vision: encode the image the slot's prefill has reached and decode it into its sequence (on
+// its own: embeddings cannot share a token batch, and some projectors need non-causal attention).
+// False when the slot failed.
+bool Engine::step_media(Slot & slot) {
+    auto it = slot.prompt_media.find(slot.n_prompt_done);
+    if (it == slot.prompt_media.end() || !projector_) return true;
+    MediaSpan &   span = it->second;
+    int64_t       ns   = 0;
+    const int32_t ret  = projector_->eval(ctx_, span, slot.pos(), slot.id, n_batch_, ns);
+    if (ret != 0) {
+        llama_memory_seq_rm(llama_get_memory(ctx_), slot.id, -1, -1);
+        slot.clear_cache();
+        fail_slot(slot, "failed to encode an image (code " + std::to_string(ret) + ")");
+        return false;
+    }
+    slot.cache.insert(slot.cache.end(), (size_t) span.n_tokens, MEDIA_TOKEN);
+    slot.cache_media[slot.n_prompt_done] = MediaSpan{ span.id, span.n_tokens, span.n_pos, nullptr };
+    slot.pos_delta += span.n_tokens - span.n_pos;
+    slot.n_prompt_done += (size_t) span.n_tokens;
+    slot.done.prompt_eval += span.n_tokens;
+    slot.done.media_chunks++;
+    slot.done.media_encode_ns += ns;
+    span.chunk.reset();  // pixels are no longer needed
+    decode_calls_++;
+    tokens_decoded_ += span.n_tokens;
+    return true;
 }
 
 void Engine::run_embed(EmbedJob & job) {

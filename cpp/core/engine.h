@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "channel.h"
+#include "media.h"
 #include "model.h"
 #include "rpc.h"
 #include "sampler.h"
@@ -56,6 +57,7 @@ struct GenerateRequest {
     bool                     logprobs     = false;
     int32_t                  top_logprobs = 0;     // 0..20
     std::vector<float>       lora_scales;          // one per adapter loaded with the model; empty: all 1.0
+    std::shared_ptr<const MediaPrompt> media;      // a prompt with images (Projector::tokenize): replaces `prompt`
 };
 
 struct EmbedRequest {
@@ -74,7 +76,8 @@ struct EngineStats {
 
 class Engine {
   public:
-    Engine(std::shared_ptr<Model> model, const EngineParams & params);
+    Engine(std::shared_ptr<Model> model, const EngineParams & params,
+           std::shared_ptr<Projector> projector = nullptr);
     ~Engine();
     Engine(const Engine &) = delete;
     Engine & operator=(const Engine &) = delete;
@@ -93,6 +96,7 @@ class Engine {
 
     const Model &        model() const { return *model_; }
     const EngineParams & params() const { return params_; }
+    const std::shared_ptr<Projector> & projector() const { return projector_; }
     int32_t              n_ctx_slot() const { return n_ctx_slot_; }
 
   private:
@@ -111,9 +115,11 @@ class Engine {
     bool make_room(Slot & slot);
     void run_embed(EmbedJob & job);
     bool rpc_lost();  // checks for a lost RPC worker after a decode; ends every request if so
+    bool step_media(Slot & slot);  // vision: decode the media chunk a prefilling slot has reached
 
     std::shared_ptr<Model> model_;
     EngineParams           params_;
+    std::shared_ptr<Projector> projector_;
     llama_context *        ctx_        = nullptr;
     int32_t                n_ctx_slot_ = 0;
     int32_t                n_batch_    = 0;

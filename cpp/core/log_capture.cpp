@@ -6,6 +6,7 @@
 
 #include "ggml.h"
 #include "llama.h"
+#include "mtmd-helper.h"
 
 namespace a3s {
 namespace {
@@ -46,6 +47,7 @@ void on_log(enum ggml_log_level level, const char * text, void * /*user*/) {
 
 void log_install() {
     llama_log_set(on_log, nullptr);
+    mtmd_helper_log_set(on_log, nullptr);  // mtmd and clip log on their own
 }
 
 std::vector<LogLine> log_drain() {

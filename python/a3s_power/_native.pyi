@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BusyError', 'Channel', 'ChatParser', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'RpcError', 'SamplingParams', 'drain_logs', 'engine_broken', 'engine_memory', 'json_schema_to_grammar', 'local_devices', 'quantize', 'quantize_types', 'rpc_failure_count', 'rpc_hello_request_size', 'rpc_last_failure', 'rpc_protocol_version', 'rpc_serve', 'set_log_echo', 'system_info', 'validate_gguf']
+__all__: list[str] = ['BusyError', 'Channel', 'ChatParser', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'MediaPrompt', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'Projector', 'ProjectorParams', 'RpcError', 'SamplingParams', 'drain_logs', 'engine_broken', 'engine_memory', 'json_schema_to_grammar', 'local_devices', 'quantize', 'quantize_types', 'rpc_failure_count', 'rpc_hello_request_size', 'rpc_last_failure', 'rpc_protocol_version', 'rpc_serve', 'set_log_echo', 'system_info', 'validate_gguf']
 class EngineError(RuntimeError):
     pass
 class BusyError(RuntimeError):
@@ -314,9 +314,22 @@ class SamplingParams:
     @typical_p.setter
     def typical_p(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
+class MediaPrompt:
+    @property
+    def n_media_tokens(self) -> int:
+        ...
+    @property
+    def spans(self) -> list:
+        """
+        [(start, n_tokens, n_pos, id)] of the media chunks
+        """
+    @property
+    def tokens(self) -> list[int]:
+        ...
 class GenerateRequest:
     cache_prompt: bool
     logprobs: bool
+    media: MediaPrompt
     sampling: SamplingParams
     shift: bool
     truncate: bool
@@ -357,6 +370,47 @@ class GenerateRequest:
         ...
     @top_logprobs.setter
     def top_logprobs(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class ProjectorParams:
+    media_marker: str
+    use_gpu: bool
+    warmup: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def flash_attn(self) -> int:
+        ...
+    @flash_attn.setter
+    def flash_attn(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_threads(self) -> int:
+        ...
+    @n_threads.setter
+    def n_threads(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class Projector:
+    @staticmethod
+    def load(path: str, model: Model, params: ProjectorParams = ...) -> Projector:
+        ...
+    def tokenize(self, text: str, images: collections.abc.Sequence[tuple], add_special: bool = True, parse_special: bool = True, prefix: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = []) -> MediaPrompt:
+        """
+        Tokens with one media run per marker in `text`; images are (width, height, RGB bytes, id)
+        """
+    @property
+    def audio(self) -> bool:
+        ...
+    @property
+    def marker(self) -> str:
+        ...
+    @property
+    def mrope(self) -> bool:
+        ...
+    @property
+    def path(self) -> str:
+        ...
+    @property
+    def vision(self) -> bool:
         ...
 class EngineParams:
     cache_type_k: str
@@ -431,7 +485,7 @@ class Channel:
     def wait(self, timeout_ms: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
 class Engine:
-    def __init__(self, model: Model, params: EngineParams = ...) -> None:
+    def __init__(self, model: Model, params: EngineParams = ..., projector: Projector | None = None) -> None:
         ...
     def embed(self, inputs: collections.abc.Sequence[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]], normalize: bool = True, truncate: bool = True) -> tuple[numpy.typing.NDArray[numpy.float32], list[int]]:
         ...

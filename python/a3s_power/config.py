@@ -81,6 +81,10 @@ class Settings:
     flash_attention: bool | None = None  # OLLAMA_FLASH_ATTENTION; None = llama.cpp's auto
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE
     rpc_servers: tuple[str, ...] = ()  # A3S_POWER_RPC / serve --rpc: ggml RPC workers (host:port)
+    image_urls: bool = False  # A3S_POWER_IMAGE_URLS: fetch http(s) image URLs (off: data: URLs only)
+    image_url_timeout: float = 10.0  # A3S_POWER_IMAGE_URL_TIMEOUT seconds, whole fetch
+    image_url_max_bytes: int = 20 * 1024 * 1024  # A3S_POWER_IMAGE_URL_MAX_BYTES
+    image_url_allow_private: bool = False  # A3S_POWER_IMAGE_URLS_ALLOW_PRIVATE: loopback / private hosts too
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +119,10 @@ class Settings:
             kv_cache_type=_kv_cache_type(env),
             api_keys=tuple(k.strip() for k in env_value(env, "A3S_POWER_API_KEYS").split(",") if k.strip()),
             rpc_servers=_rpc_servers(env),
+            image_urls=env_flag(env, "A3S_POWER_IMAGE_URLS"),
+            image_url_timeout=float(_int(env, "A3S_POWER_IMAGE_URL_TIMEOUT", default=10) or 10),
+            image_url_max_bytes=max(1, _int(env, "A3S_POWER_IMAGE_URL_MAX_BYTES", default=20 * 1024 * 1024)),
+            image_url_allow_private=env_flag(env, "A3S_POWER_IMAGE_URLS_ALLOW_PRIVATE"),
         )
 
 

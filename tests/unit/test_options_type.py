@@ -33,7 +33,7 @@ def _native_values(request: _native.GenerateRequest) -> dict[str, Any]:
     out = {}
     for owner, prefix in ((request, ""), (request.sampling, "sampling.")):
         for name in dir(type(owner)):
-            if not name.startswith("_") and name not in ("sampling", "prompt"):
+            if not name.startswith("_") and name not in ("sampling", "prompt", "media"):
                 out[prefix + name] = getattr(owner, name)
     return out
 

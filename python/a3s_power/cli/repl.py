@@ -244,11 +244,16 @@ class Session:
             self.messages.append(message)
         return "Set system message."
 
-    def conversation(self, user_text: str) -> list[dict[str, Any]]:
-        return [*self.messages, {"role": "user", "content": user_text}]
+    def conversation(self, user_text: str, images: list[str] | None = None) -> list[dict[str, Any]]:
+        message: dict[str, Any] = {"role": "user", "content": user_text}
+        if images:
+            message["images"] = images
+        return [*self.messages, message]
 
-    def chat_request(self, user_text: str, keep_alive: str | None = None) -> dict[str, Any]:
-        request: dict[str, Any] = {"model": self.model, "messages": self.conversation(user_text),
+    def chat_request(
+        self, user_text: str, keep_alive: str | None = None, images: list[str] | None = None
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": self.model, "messages": self.conversation(user_text, images),
                                    "options": dict(self.options), "stream": True}  # fmt: skip
         if self.format:
             request["format"] = self.format
@@ -446,8 +451,13 @@ def _turn(
     keep_alive: str | None,
     hide_thinking: bool,
 ) -> None:
-    request = session.chat_request(text, keep_alive)
-    session.messages.append({"role": "user", "content": text})
+    images: list[str] = []
+    if "vision" in session.capabilities:
+        from a3s_power.cli._images import extract_images
+
+        text, images = extract_images(text, out)
+    request = session.chat_request(text, keep_alive, images)
+    session.messages.append({"role": "user", "content": text, **({"images": images} if images else {})})
     display = Display(out=out, word_wrap=session.word_wrap and out.isatty(), hide_thinking=hide_thinking,
                       plain=not out.isatty())  # fmt: skip
     try:

@@ -172,8 +172,13 @@ def run(
                 _interactive(client, name, info, options, think_value, keepalive, nowordwrap, hidethinking,
                              verbose, format)  # fmt: skip
                 return
+            images: list[str] = []
+            if "vision" in capabilities:
+                from a3s_power.cli._images import extract_images
+
+                text, images = extract_images(text, sys.stderr)
             _generate(client, name, text, options, think_value, keepalive, format, raw, nowordwrap,
-                      hidethinking, verbose)  # fmt: skip
+                      hidethinking, verbose, images)  # fmt: skip
     except ClientError as exc:
         fail(str(exc))
     except PowerError as exc:
@@ -232,10 +237,13 @@ def _generate(
     nowordwrap: bool,
     hidethinking: bool,
     verbose: bool,
+    images: list[str] | None = None,
 ) -> None:
     from a3s_power.cli._chatview import Display, show_stream, summary
 
     body: dict[str, Any] = {"model": name, "prompt": text, "options": options, "stream": True}
+    if images:
+        body["images"] = images
     if format:
         body["format"] = format
     if think is not None:

@@ -85,6 +85,16 @@ class Metrics:
             buckets=_LATENCY,
             registry=r,
         )
+        self.image_encode = Histogram(
+            f"{PREFIX}_image_encode_seconds",
+            "Image encode + decode into the KV cache, per request with images evaluated",
+            ["model"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.image_tokens = Counter(
+            f"{PREFIX}_prompt_image_tokens", "Prompt positions taken by images", ["model"], registry=r
+        )
         if scheduler is not None:
             r.register(_SchedulerCollector(scheduler))
 
@@ -99,6 +109,8 @@ class Metrics:
         ttft: float | None,
         total: float,
         decode: float,
+        image_tokens: int = 0,
+        image_encode: float | None = None,
     ) -> None:
         self.prompt_tokens.labels(model).inc(prompt)
         self.cached_tokens.labels(model).inc(cached)
@@ -109,6 +121,10 @@ class Metrics:
         if generated > 1:
             self.itl.labels(model).observe(decode / (generated - 1))
         self.e2e.labels(model).observe(total)
+        if image_tokens:
+            self.image_tokens.labels(model).inc(image_tokens)
+        if image_encode is not None:
+            self.image_encode.labels(model).observe(image_encode)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

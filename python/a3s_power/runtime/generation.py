@@ -87,9 +87,13 @@ class GenerationOptions:
     )
     runner: RunnerOptions = field(default_factory=RunnerOptions, metadata=_native_field(""))
 
-    def to_request(self, prompt: list[int]) -> _native.GenerateRequest:
+    def to_request(
+        self, prompt: list[int], media: _native.MediaPrompt | None = None
+    ) -> _native.GenerateRequest:
         req = _native.GenerateRequest()
         req.prompt = prompt
+        if media is not None:
+            req.media = media
         sampling = req.sampling
         for f in fields(self):
             target = f.metadata.get("native", "sampling." + f.name)
@@ -131,6 +135,9 @@ class Completion:
     truncated: int
     context: list[int]
     raw: dict[str, Any]
+    media_tokens: int = 0  # prompt positions the images take (evaluated or reused)
+    media_encode_duration: int = 0  # ns encoding images (inside prompt_eval_duration)
+    media_chunks: int = 0  # images encoded (0 when the cache had them)
 
     @property
     def prompt_tokens(self) -> int:
@@ -150,12 +157,20 @@ class Completion:
             truncated=d["truncated"],
             context=d["context"],
             raw=d,
+            media_tokens=d.get("media_tokens", 0),
+            media_encode_duration=d.get("media_encode_duration", 0),
+            media_chunks=d.get("media_chunks", 0),
         )
 
 
-def _submit(loaded: LoadedModel, prompt: list[int], options: GenerationOptions) -> _native.Channel:
+def _submit(
+    loaded: LoadedModel,
+    prompt: list[int],
+    options: GenerationOptions,
+    media: _native.MediaPrompt | None = None,
+) -> _native.Channel:
     try:
-        return loaded.engine.submit(options.to_request(prompt))
+        return loaded.engine.submit(options.to_request(prompt, media))
     except _native.BusyError as exc:
         raise Busy(str(exc)) from exc
     except ValueError as exc:
@@ -182,10 +197,14 @@ def _drain(channel: _native.Channel) -> tuple[list[Chunk], Completion | None]:
 
 
 async def generate(
-    loaded: LoadedModel, prompt: list[int], options: GenerationOptions
+    loaded: LoadedModel,
+    prompt: list[int],
+    options: GenerationOptions,
+    media: _native.MediaPrompt | None = None,
 ) -> AsyncIterator[Chunk | Completion]:
-    """Yields Chunks as text is decided, then one Completion. Closing the iterator cancels."""
-    channel = _submit(loaded, prompt, options)
+    """Yields Chunks as text is decided, then one Completion. Closing the iterator cancels.
+    `media`: a prompt with images (Projector.tokenize), which then replaces `prompt`."""
+    channel = _submit(loaded, prompt, options, media)
     loop = asyncio.get_running_loop()
     ready = asyncio.Event()
     fd = channel.fileno()
@@ -205,10 +224,13 @@ async def generate(
 
 
 def generate_sync(
-    loaded: LoadedModel, prompt: list[int], options: GenerationOptions
+    loaded: LoadedModel,
+    prompt: list[int],
+    options: GenerationOptions,
+    media: _native.MediaPrompt | None = None,
 ) -> Generator[Chunk | Completion, None, None]:
     """Blocking twin of `generate` for the CLI (waits with the GIL released)."""
-    channel = _submit(loaded, prompt, options)
+    channel = _submit(loaded, prompt, options, media)
     final: Completion | None = None
     try:
         while final is None:

@@ -22,6 +22,7 @@ class LoadedModel:
     engine: _native.Engine
     options: dict[str, Any] = field(default_factory=dict)
     template_override: str = ""  # a Jinja chat template replacing the model's own
+    projector: _native.Projector | None = None  # vision / audio (mtmd), loaded beside the model
     load_duration: int = 0  # ns spent loading weights and creating the engine (Ollama's load_duration)
     rpc_servers: tuple[str, ...] = ()  # the RPC workers holding part of the model
     rpc_dropped: tuple[str, ...] = ()  # workers asked for but left out (lost earlier, still down)
@@ -165,6 +166,7 @@ def load_model(
     kv_cache_type: str = "f16",
     rpc_servers: tuple[str, ...] = (),
     tensor_split: str = "",
+    projector_path: str | os.PathLike[str] | None = None,
 ) -> LoadedModel:
     """Load a GGUF file and start its engine. Raises ModelLoadError with a readable reason.
 
@@ -175,6 +177,9 @@ def load_model(
 
     `flash_attention` None lets llama.cpp decide (auto); `kv_cache_type` is f16, q8_0, q4_0, …
     (Ollama's OLLAMA_KV_CACHE_TYPE; quantized V caches need flash attention).
+
+    `projector_path`: an mmproj GGUF (vision / audio), loaded into mtmd with the model's threads,
+    GPU use and flash-attention setting.
     """
     if kv_cache_type not in ("", "f16", "f32", "bf16") and flash_attention is False:
         raise ModelLoadError(f"a quantized KV cache ({kv_cache_type}) needs flash attention")
@@ -202,6 +207,21 @@ def load_model(
         raise ModelLoadError(str(exc)) from exc
     finally:
         logbridge.drain()
+    projector = None
+    if projector_path is not None and not embedding:
+        from a3s_power.runtime.media import MEDIA_MARKER
+
+        pp = _native.ProjectorParams()
+        pp.n_threads = num_thread
+        pp.use_gpu = num_gpu != 0
+        pp.flash_attn = -1 if flash_attention is None else int(flash_attention)
+        pp.media_marker = MEDIA_MARKER
+        try:
+            projector = _native.Projector.load(os.fspath(projector_path), model, pp)
+        except _native.ModelError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        finally:
+            logbridge.drain()
     ep = _native.EngineParams()
     ep.n_ctx = num_ctx
     ep.n_parallel = num_parallel
@@ -217,7 +237,7 @@ def load_model(
             raise InvalidRequest(f"unknown pooling {pooling!r}; expected one of {sorted(_POOLING)}")
         ep.pooling = _POOLING[pooling]
     try:
-        engine = _native.Engine(model, ep)
+        engine = _native.Engine(model, ep, projector)
     except (RuntimeError, ValueError) as exc:
         raise ModelLoadError(str(exc)) from exc
     finally:
@@ -230,6 +250,7 @@ def load_model(
         model=model,
         engine=engine,
         template_override=fallback_template(info.architecture, info.chat_template),
+        projector=projector,
         load_duration=time.perf_counter_ns() - started,
         rpc_servers=tuple(rpc_servers),
         rpc_dropped=dropped,

@@ -43,6 +43,7 @@ class LoadSpec:
     kv_cache_type: str = "f16"
     rpc_servers: tuple[str, ...] = ()  # ggml RPC workers to split the model across (serve --rpc)
     tensor_split: str = ""  # "local,worker1,...": layer shares ("" = by free memory)
+    projector_path: str | None = None  # mmproj GGUF (vision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ def _load(spec: LoadSpec) -> LoadedModel:
         kv_cache_type=spec.kv_cache_type,
         rpc_servers=spec.rpc_servers,
         tensor_split=spec.tensor_split,
+        projector_path=spec.projector_path,
         max_queue=1 << 20,  # the scheduler's queue is the one that answers 503
     )
 

@@ -29,12 +29,14 @@ import orjson
 from a3s_power.chat.gotemplate import GoTemplateError, GoTemplateExecError, is_go_template, render_go_template
 from a3s_power.chat.jinja_guard import check_jinja_template
 from a3s_power.chat.reply import ReplyDelta, ReplyParser
-from a3s_power.errors import InvalidRequest, Unsupported
+from a3s_power.errors import InvalidRequest
 from a3s_power.runtime.generation import Chunk, Completion, GenerationOptions, generate
 from a3s_power.runtime.grammar import grammar_for_format
 from a3s_power.runtime.loaded import ChatRender, LoadedModel
+from a3s_power.runtime.media import MEDIA_MARKER, DecodedImage, decode_image
 from a3s_power.runtime.scheduler import LoadSpec, Runner
 from a3s_power.service.generic_tools import GenericReplyParser, generic_messages, generic_schema
+from a3s_power.service.images import fetch_image, remote_images_refused
 from a3s_power.service.job import ChatJob, ChatMessage, ToolCall
 from a3s_power.service.models import (
     ResolvedModel,
@@ -70,6 +72,11 @@ class Prompt:
     tokens: list[int]
     stops: list[str] = field(default_factory=list)
     render: ChatRender | None = None
+    media: Any = None  # _native.MediaPrompt: the tokens with the images' runs (replaces `tokens`)
+
+    @property
+    def image_count(self) -> int:
+        return len(self.media.spans) if self.media is not None else 0
 
 
 @dataclass
@@ -112,6 +119,8 @@ class ChatPlan:
     parse: bool  # split thinking / tool calls out of the text
     template: str = ""  # a Jinja template replacing the model's own ("" = the model's)
     go_template: str = ""  # an Ollama Go TEMPLATE (layer or request): rendered by chat.gotemplate
+    images: list[DecodedImage | None] = field(default_factory=list)  # prompt order; None: a URL to fetch
+    remote_images: dict[int, str] = field(default_factory=dict)  # index in `images` → http(s) URL
 
     @property
     def forced(self) -> bool:
@@ -155,9 +164,21 @@ def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
         think = True
     if job.raw and (job.template or job.context or any(m.role == "system" for m in job.messages)):
         raise InvalidRequest("raw mode does not support template, system, or context")
-    if any(m.images for m in job.messages):
+    layered = _layered(model, job)
+    images: list[DecodedImage | None] = []
+    remote: dict[int, str] = {}
+    if any(m.image_parts for m in layered):
         require(model, "vision", "vision")
-        raise Unsupported("images are not supported yet")
+        if job.suffix:
+            raise InvalidRequest("images cannot be combined with suffix (fill-in-the-middle)")
+        for i, part in enumerate(p for m in layered for p in m.image_parts):
+            if part.url and not part.data:  # fetched (when enabled) by run_chat / render_only
+                if not state.settings.image_urls:
+                    raise remote_images_refused(i)
+                images.append(None)
+                remote[i] = part.url
+            else:
+                images.append(decode_image(part.data, i))
     tools = list(job.tools) if job.tool_choice != "none" else list(job.tools)
     generic = bool(tools) and job.tool_choice != "none" and "tools" not in model.capabilities
     options, spec = load_plan(state, model, job.options)
@@ -169,11 +190,26 @@ def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
     options.ignore_eos = job.ignore_eos
     template = job.template or model.view.template or ""
     parse = not job.raw and not job.suffix and (bool(tools) or (model.thinks and think is not False))
-    messages = [m.to_template() for m in _layered(model, job)]
+    messages = [m.to_template(MEDIA_MARKER if images else "") for m in layered]
     state.scheduler.admit(model.key)  # a full queue is a 503 before any response starts
     return ChatPlan(job, model, options, spec, messages, tools, generic, think, parse,
                     template if is_jinja(template) else "",
-                    template if is_go_template(template) else "")  # fmt: skip
+                    template if is_go_template(template) else "", images, remote)  # fmt: skip
+
+
+async def fetch_remote_images(state: ServerState, plan: ChatPlan) -> None:
+    """Fetch and check the plan's http(s) images (A3S_POWER_IMAGE_URLS), in request order."""
+    settings = state.settings
+    for i, url in sorted(plan.remote_images.items()):
+        data = await fetch_image(
+            url,
+            i,
+            timeout=settings.image_url_timeout,
+            max_bytes=settings.image_url_max_bytes,
+            allow_private=settings.image_url_allow_private,
+        )
+        plan.images[i] = decode_image(data, i)
+    plan.remote_images = {}
 
 
 async def load_only(state: ServerState, job: ChatJob) -> str:
@@ -216,18 +252,40 @@ def _go_prompt(loaded: LoadedModel, plan: ChatPlan) -> Prompt:
         raise
     tokens = loaded.tokenize(text, add_special=True, parse_special=True)
     bos = loaded.tokenize("", add_special=True, parse_special=False)
-    if len(bos) == 1 and tokens[:2] == bos * 2:  # the template wrote the BOS the tokenizer adds
+    twice = len(bos) == 1 and tokens[:2] == bos * 2  # the template wrote the BOS the tokenizer adds
+    if plan.images:
+        return _media_prompt(loaded, plan, text, add_special=not twice)
+    if twice:
         tokens = tokens[1:]
     if job.context:
         tokens = list(job.context) + tokens
     return Prompt(text, tokens)
 
 
+def _media_prompt(loaded: LoadedModel, plan: ChatPlan, text: str, *, add_special: bool = True,
+                  stops: list[str] | None = None, rendered: ChatRender | None = None) -> Prompt:  # fmt: skip
+    """A prompt with images: mtmd splits the text at the markers and gives each image its run."""
+    if loaded.projector is None:
+        raise InvalidRequest(f'"{plan.job.model}" does not support vision')
+    images = [im for im in plan.images if im is not None]
+    if len(images) != len(plan.images):
+        raise InvalidRequest("image URLs were not fetched")
+    try:
+        media = loaded.projector.tokenize(text, [im.native() for im in images], add_special, True,
+                                          list(plan.job.context or []))  # fmt: skip
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return Prompt(text, list(media.tokens), list(stops or []), rendered, media)
+
+
 def render(loaded: LoadedModel, plan: ChatPlan) -> Prompt:
     """The prompt on the loaded model: raw text, fill-in-the-middle, or the chat template."""
     job = plan.job
     if job.raw:  # verbatim, special tokens included (as llama-server's /completion reads it)
-        text = job.messages[-1].content if job.messages else ""
+        last = job.messages[-1] if job.messages else None
+        if plan.images and last is not None:
+            return _media_prompt(loaded, plan, last.content_with_media(MEDIA_MARKER))
+        text = last.content if last else ""
         return Prompt(text, loaded.tokenize(text, add_special=True, parse_special=True))
     if plan.go_template and (not job.suffix or ".Suffix" in plan.go_template):
         return _go_prompt(loaded, plan)
@@ -250,6 +308,10 @@ def render(loaded: LoadedModel, plan: ChatPlan) -> Prompt:
         )
     except (RuntimeError, ValueError) as exc:
         raise InvalidRequest(f"failed to render the chat template: {exc}") from exc
+    if plan.images:
+        return _media_prompt(
+            loaded, plan, rendered.prompt, stops=list(rendered.additional_stops), rendered=rendered
+        )
     tokens = loaded.tokenize(rendered.prompt, add_special=True, parse_special=True)
     if job.context:
         tokens = list(job.context) + tokens
@@ -260,6 +322,7 @@ async def render_only(state: ServerState, job: ChatJob) -> Prompt:
     """Render `job` as the pipeline would run it, without generating (the model is loaded for
     its tokenizer and template, then released)."""
     plan = plan_chat(state, job)
+    await fetch_remote_images(state, plan)
     runner = await acquire_runner(state, plan.model, plan.spec)
     try:
         return render(runner.loaded, plan)
@@ -393,6 +456,7 @@ async def run_chat(state: ServerState, job: ChatJob | ChatPlan) -> AsyncIterator
     """Run the pipeline: ReplyPieces as text is decided, then one ReplyEnd. Closing the iterator
     (a client that went away) cancels the engine request and releases the runner."""
     plan = job if isinstance(job, ChatPlan) else plan_chat(state, job)
+    await fetch_remote_images(state, plan)
     started = plan.job.started_ns
     runner: Runner = await acquire_runner(state, plan.model, plan.spec)
     load_duration = since(started)
@@ -402,7 +466,7 @@ async def run_chat(state: ServerState, job: ChatJob | ChatPlan) -> AsyncIterator
         prompt, parser = await asyncio.to_thread(_prepare, runner.loaded, plan)
         options = plan.options
         calls = 0
-        async for item in generate(runner.loaded, prompt.tokens, options):
+        async for item in generate(runner.loaded, prompt.tokens, options, prompt.media):
             if isinstance(item, Chunk):
                 if first_token is None and item.tokens:
                     first_token = since(started) / 1e9
@@ -431,6 +495,8 @@ async def run_chat(state: ServerState, job: ChatJob | ChatPlan) -> AsyncIterator
                 ttft=first_token,
                 total=total / 1e9,
                 decode=item.eval_duration / 1e9,
+                image_tokens=item.media_tokens,
+                image_encode=item.media_encode_duration / 1e9 if item.media_chunks else None,
             )
             yield ReplyEnd(delta, item, load_duration, calls + len(delta.tool_calls), total)
     finally:

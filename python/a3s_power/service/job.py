@@ -36,6 +36,7 @@ class ContentPart:
     kind: Literal["text", "image", "audio"]
     text: str = ""
     data: bytes = b""
+    url: str = ""  # an http(s) image the pipeline fetches (when enabled) into `data`
 
 
 @dataclass
@@ -52,9 +53,30 @@ class ChatMessage:
     def images(self) -> list[bytes]:
         return [p.data for p in self.parts if p.kind == "image"]
 
-    def to_template(self) -> dict[str, Any]:
-        """The message as llama.cpp's chat templates take it (OpenAI-shaped)."""
-        item: dict[str, Any] = {"role": self.role, "content": self.content}
+    @property
+    def image_parts(self) -> list[ContentPart]:
+        return [p for p in self.parts if p.kind == "image"]
+
+    def content_with_media(self, marker: str) -> str:
+        """The content with one `marker` where each image goes: in place among text parts, else
+        before the text (as Ollama puts its [img-N] tags)."""
+        images = self.image_parts
+        if not marker or not images:
+            return self.content
+        if not any(p.kind == "text" for p in self.parts):
+            return marker * len(images) + self.content
+        out, after_text = "", False
+        for p in self.parts:  # text parts joined by newlines, a marker right where its image is
+            if p.kind == "image":
+                out, after_text = out + marker, False
+            elif p.kind == "text":
+                out, after_text = out + ("\n" if after_text else "") + p.text, True
+        return out
+
+    def to_template(self, media_marker: str = "") -> dict[str, Any]:
+        """The message as llama.cpp's chat templates take it (OpenAI-shaped); images become
+        `media_marker`s in the content."""
+        item: dict[str, Any] = {"role": self.role, "content": self.content_with_media(media_marker)}
         if self.thinking:
             item["reasoning_content"] = self.thinking
         if self.tool_calls:

@@ -100,9 +100,20 @@ def load_plan(
         flash_attention=settings.flash_attention,
         kv_cache_type=settings.kv_cache_type,
         rpc_servers=settings.rpc_servers,
+        projector_path=_projector_path(model) if not embedding else None,
         **runner,
     )
     return merged, spec
+
+
+def _projector_path(model: ResolvedModel) -> str | None:
+    """The projector layer, else the model file itself when its GGUF carries the vision tower
+    (Ollama's monolithic vision models: passed as both model and mmproj)."""
+    if model.view.projector_paths:
+        return str(model.view.projector_paths[0])
+    if "vision" in model.capabilities:
+        return str(model.view.model_path)
+    return None
 
 
 async def acquire_runner(state: ServerState, model: ResolvedModel, spec: LoadSpec) -> Runner:

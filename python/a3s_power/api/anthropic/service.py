@@ -40,10 +40,11 @@ from a3s_power.api.anthropic.protocol import (
 )
 from a3s_power.api.ollama.protocol import DebugInfo
 from a3s_power.chat.reply import ReplyDelta
-from a3s_power.errors import InvalidRequest, Unsupported
+from a3s_power.errors import InvalidRequest
 from a3s_power.service import chat as pipeline
 from a3s_power.service.chat import ReplyEnd
-from a3s_power.service.job import ChatJob, ChatMessage, ToolCall, ToolChoice, function_tool
+from a3s_power.service.images import anthropic_image
+from a3s_power.service.job import ChatJob, ChatMessage, ContentPart, ToolCall, ToolChoice, function_tool
 from a3s_power.service.state import ServerState
 
 
@@ -61,7 +62,7 @@ def _text_of(content: Any, where: str = "content") -> str:
         if kind == "text":
             parts.append(str(block.get("text", "")))
         elif kind == "image":
-            raise Unsupported("images are not supported yet")
+            raise InvalidRequest(f"{where}: images are only accepted in user messages")
     return "\n".join(parts)
 
 
@@ -71,6 +72,7 @@ def _messages(req: MessagesRequest) -> list[ChatMessage]:
         raise InvalidRequest("messages: at least one message is required")
     out: list[ChatMessage] = []
     names: dict[str, str] = {}  # tool_use id → tool name, for the results
+    n_images = 0
     system = _text_of(req.system, "system")
     if system:
         out.append(ChatMessage("system", system))
@@ -92,10 +94,12 @@ def _messages(req: MessagesRequest) -> list[ChatMessage]:
         texts: list[str] = []
         thinking: list[str] = []
         calls: list[ToolCall] = []
+        parts: list[ContentPart] = []
         for block in content:
             kind = block.get("type") if isinstance(block, dict) else None
             if kind == "text":
                 texts.append(str(block.get("text", "")))
+                parts.append(ContentPart("text", text=texts[-1]))
             elif kind == "thinking":
                 thinking.append(str(block.get("thinking", "")))
             elif kind == "redacted_thinking":
@@ -114,11 +118,14 @@ def _messages(req: MessagesRequest) -> list[ChatMessage]:
                 name = names.get(call_id, "")
                 out.append(ChatMessage("tool", result, tool_name=name, tool_call_id=call_id))
             elif kind == "image":
-                raise Unsupported("images are not supported yet")
+                parts.append(anthropic_image(block, n_images))
+                n_images += 1
             else:
                 raise InvalidRequest(f"messages: unsupported content block type {kind!r}")
-        if texts or thinking or calls or role == "assistant":
-            out.append(ChatMessage(role, "\n".join(texts), "\n".join(thinking), calls))
+        has_images = any(p.kind == "image" for p in parts)
+        if texts or thinking or calls or has_images or role == "assistant":
+            out.append(ChatMessage(role, "\n".join(texts), "\n".join(thinking), calls,
+                                   parts=parts if has_images else []))  # fmt: skip
     return out
 
 

@@ -6,8 +6,6 @@ The request becomes a `ChatJob`; the pipeline's events become Ollama's chunks (`
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -27,8 +25,8 @@ from a3s_power.api.ollama.protocol import (
 )
 from a3s_power.api.streaming import now_rfc3339
 from a3s_power.chat.reply import ReplyDelta
-from a3s_power.errors import InvalidRequest
 from a3s_power.runtime.generation import Chunk, Completion
+from a3s_power.runtime.media import decode_base64_image
 from a3s_power.service import chat as pipeline
 from a3s_power.service.job import ChatJob, ChatMessage, ContentPart, ToolCall
 from a3s_power.service.models import keep_alive_of
@@ -94,14 +92,8 @@ def job_messages(messages: Iterable[Message]) -> list[ChatMessage]:
 
 
 def image_parts(images: list[str] | None) -> list[ContentPart]:
-    """Ollama's images: plain standard base64."""
-    parts = []
-    for image in images or []:
-        try:
-            parts.append(ContentPart("image", data=base64.b64decode(image, validate=True)))
-        except binascii.Error as exc:
-            raise InvalidRequest(f"illegal base64 data: {exc}") from None
-    return parts
+    """Ollama's images: standard base64 (a data-URI prefix accepted too; Ollama rejects it)."""
+    return [ContentPart("image", data=decode_base64_image(image, i)) for i, image in enumerate(images or [])]
 
 
 def _wire_calls(calls: list[dict[str, Any]]) -> list[WireToolCall]:

@@ -57,18 +57,27 @@ class ResponsesRequest(msgspec.Struct):
     debug_render_only: bool = msgspec.field(default=False, name="_debug_render_only")
 
 
-def _text_parts(content: Any) -> str:
+def _text_parts(content: Any) -> str | list[dict[str, Any]]:
+    """A message's text; with images, OpenAI chat content parts (text and image_url) in order."""
     if isinstance(content, str):
         return content
     texts = []
+    parts: list[dict[str, Any]] = []
     for part in content or []:
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text"):
             texts.append(str(part.get("text", "")))
-        elif kind in ("input_image", "input_file", "input_audio"):
+            parts.append({"type": "text", "text": texts[-1]})
+        elif kind == "input_image":
+            if not part.get("image_url"):
+                raise InvalidRequest("input_image: only image_url (a data: URL) is supported, not file_id")
+            parts.append({"type": "image_url", "image_url": {"url": part.get("image_url")}})
+        elif kind in ("input_file", "input_audio"):
             raise Unsupported(f"{kind} inputs are not supported yet")
         else:
             raise InvalidRequest(f"input: unsupported content part type {kind!r}")
+    if any(p["type"] == "image_url" for p in parts):
+        return parts
     return "\n".join(texts)
 
 

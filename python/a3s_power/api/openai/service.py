@@ -46,7 +46,8 @@ from a3s_power.errors import InvalidRequest, NotFound, PowerError, Unsupported
 from a3s_power.service import chat as pipeline
 from a3s_power.service.chat import ReplyEnd, ReplyPiece
 from a3s_power.service.embedding import embed_texts
-from a3s_power.service.job import ChatJob, ChatMessage, ToolCall, ToolChoice, tool_name
+from a3s_power.service.images import image_from_url
+from a3s_power.service.job import ChatJob, ChatMessage, ContentPart, ToolCall, ToolChoice, tool_name
 from a3s_power.service.models import resolve
 from a3s_power.service.state import ServerState
 
@@ -120,23 +121,31 @@ def _think(req: ChatCompletionRequest) -> bool | str | None:
     return effort_to_think(req.reasoning_effort or (req.reasoning.effort if req.reasoning else None))
 
 
-def _content_text(content: Any) -> str:
+def _content(content: Any, n_images: int = 0) -> tuple[str, list[ContentPart]]:
+    """A message's text (text parts joined) and, when it has images, all its parts in order."""
     if content is None:
-        return ""
+        return "", []
     if isinstance(content, str):
-        return content
+        return content, []
     if not isinstance(content, list):
         raise InvalidRequest("invalid message content: expected a string or an array of content parts")
     texts = []
+    parts: list[ContentPart] = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
             texts.append(str(part.get("text", "")))
-        elif kind in ("image_url", "input_audio"):
-            raise Unsupported("images and audio are not supported yet")
+            parts.append(ContentPart("text", text=texts[-1]))
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            parts.append(image_from_url(url, n_images + sum(p.kind == "image" for p in parts)))
+        elif kind == "input_audio":
+            raise Unsupported("audio input is not supported yet")
         else:
             raise InvalidRequest(f"invalid message content part type: {kind!r}")
-    return "\n".join(texts)
+    has_images = any(p.kind == "image" for p in parts)
+    return "\n".join(texts), parts if has_images else []
 
 
 def _arguments(text: Any) -> dict[str, Any]:
@@ -158,6 +167,7 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[ChatMessage]:
         raise InvalidRequest("[] is too short - 'messages'")
     out: list[ChatMessage] = []
     names: dict[str, str] = {}
+    n_images = 0
     for message in messages:
         if not isinstance(message, dict):
             raise InvalidRequest("invalid message: expected an object")
@@ -170,10 +180,13 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[ChatMessage]:
                                   str(call.get("id") or ""), i))  # fmt: skip
             names[calls[-1].id] = calls[-1].name
         call_id = str(message.get("tool_call_id") or "")
+        text, parts = _content(message.get("content"), n_images)
+        n_images += sum(p.kind == "image" for p in parts)
         out.append(
             ChatMessage(
                 role=role,
-                content=_content_text(message.get("content")),
+                content=text,
+                parts=parts,
                 thinking=str(message.get("reasoning") or message.get("reasoning_content") or ""),
                 tool_calls=calls,
                 tool_name=str(message.get("name") or names.get(call_id, "")) if role == "tool" else "",
