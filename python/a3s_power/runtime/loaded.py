@@ -91,6 +91,8 @@ class LoadedModel:
         return [float(row[0]) for row in scores], list(counts)
 
     def stats(self) -> EngineStats:
+        if not hasattr(self, "engine"):  # a split model's native objects are freed on close()
+            return EngineStats.from_native({})
         return EngineStats.from_native(self.engine.stats())
 
     def close(self) -> None:
