@@ -15,8 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 from _store_helpers import free_port  # noqa: E402
 
-GENERATE_OPTIONS = {"temperature": 0, "repeat_penalty": 1.0, "num_predict": 24, "seed": 1}
-
 
 class Worker:
     """One `a3s-power rpc-server` process (optionally run inside a network namespace)."""

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from live_server import LiveServer, add_gguf_model, server_settings
 
+from _scaleout_helpers import GENERATE_OPTIONS
 from _store_helpers import free_port
-from conftest import GENERATE_OPTIONS
 
 PROMPTS = ["The capital of France is", "Once upon a time, there was a little"]
 STOP = {"stop": ["<|im_end|>"]}
