@@ -14,6 +14,8 @@ import httpx
 
 from _store_helpers import free_port
 
+# greedy, fixed length: what the split-vs-local comparisons generate with
+GENERATE_OPTIONS = {"temperature": 0, "repeat_penalty": 1.0, "num_predict": 24, "seed": 1}
 DOC_CONFIG = Path(__file__).resolve().parents[1] / "docs" / "deploy" / "nginx-a3s-power.conf"
 
 

@@ -660,10 +660,14 @@ std::string Engine::broken() {
 
 bool Engine::rpc_lost() {
     if (model_->rpc_servers().empty() || rpc_failure_count() == rpc_epoch_) return false;
-    std::string workers;
-    for (const auto & ep : model_->rpc_servers()) workers += (workers.empty() ? "" : ", ") + ep;
-    const std::string err = "an error was encountered while running the model: the connection to an RPC worker (" +
-                            workers + ") was lost: " + rpc_last_failure() + "; the model will be reloaded on the next request";
+    std::string dead, all;  // name the workers that no longer accept connections
+    for (const auto & ep : model_->rpc_servers()) {
+        all += (all.empty() ? "" : ", ") + ep;
+        if (!rpc_endpoint_accepts(ep, 500)) dead += (dead.empty() ? "" : ", ") + ep;
+    }
+    const std::string err = "an error was encountered while running the model: the connection to RPC worker " +
+                            (dead.empty() ? "(one of " + all + ")" : dead) + " was lost (" + rpc_last_failure() +
+                            "); the model will be reloaded on the next request";
     {
         std::lock_guard<std::mutex> lock(mu_);
         broken_      = err;

@@ -1,6 +1,9 @@
 #include "rpc.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -284,6 +287,36 @@ std::vector<DeviceUse> memory_breakdown(const llama_context * ctx) {
         out.push_back(u);
     }
     return out;
+}
+
+bool rpc_endpoint_accepts(const std::string & endpoint, int32_t timeout_ms) {
+    const auto colon = endpoint.rfind(':');
+    if (colon == std::string::npos) return false;
+    const std::string host = endpoint.substr(0, colon), port = endpoint.substr(colon + 1);
+    addrinfo hints{};
+    hints.ai_family   = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo * res    = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) return false;
+    bool      ok = false;
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+        int rc = connect(fd, res->ai_addr, res->ai_addrlen);
+        if (rc == 0) {
+            ok = true;
+        } else if (errno == EINPROGRESS) {
+            pollfd p{fd, POLLOUT, 0};
+            if (poll(&p, 1, timeout_ms) == 1) {
+                int       err = 0;
+                socklen_t len = sizeof(err);
+                ok            = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+            }
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return ok;
 }
 
 uint64_t rpc_failure_count() {

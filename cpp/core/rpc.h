@@ -77,6 +77,10 @@ struct DeviceUse {
 };
 std::vector<DeviceUse> memory_breakdown(const llama_context * ctx);
 
+// Whether host:port accepts a TCP connection within `timeout_ms` (no handshake: a worker busy
+// with this process's own connection still accepts). Tells which worker of a model died.
+bool rpc_endpoint_accepts(const std::string & endpoint, int32_t timeout_ms = 1000);
+
 // Connection failures ggml-rpc reported since the process started, and the last message.
 uint64_t    rpc_failure_count();
 std::string rpc_last_failure();

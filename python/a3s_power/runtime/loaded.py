@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import gc
 import json
 import os
 import time
@@ -91,6 +92,8 @@ class LoadedModel:
         return [float(row[0]) for row in scores], list(counts)
 
     def stats(self) -> EngineStats:
+        if not hasattr(self, "engine"):  # a split model's native objects are freed on close()
+            return EngineStats.from_native({})
         return EngineStats.from_native(self.engine.stats())
 
     def close(self) -> None:
@@ -99,8 +102,11 @@ class LoadedModel:
         self.engine.shutdown("model unloaded")
         if self.rpc_servers:
             # free the native objects now: they hold this process's one connection to each worker
+            # (a worker serves one client at a time, so a stale connection would block the next
+            # load's probe); gc.collect() frees copies held by reference cycles (tracebacks)
             del self.engine
             del self.model
+            gc.collect()
             rpc.POOL.release(self.rpc_servers)
 
 

@@ -155,8 +155,19 @@ class WorkerPool:
             with self._lock:
                 busy = self.in_use.get(endpoint, 0) > 0
                 lost = endpoint in self.failures_at_use and failures > self.failures_at_use[endpoint]
-            if busy and not lost:
-                usable.append(endpoint)
+            if busy:
+                # this process holds the worker's one client connection (another loaded model):
+                # a HELLO probe would wait behind it, so only check that the worker is up; the
+                # load reuses that connection
+                if reachable(endpoint):
+                    usable.append(endpoint)
+                    continue
+                if not lost:
+                    raise RpcWorkerError(
+                        f"RPC worker {endpoint} is not reachable (it was in use by this server)"
+                    )
+                log.warning("RPC worker %s is not reachable; loading without it", endpoint)
+                dropped.append(endpoint)
                 continue
             try:
                 probe(endpoint)

@@ -15,18 +15,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 from _store_helpers import free_port  # noqa: E402
 
-GENERATE_OPTIONS = {"temperature": 0, "repeat_penalty": 1.0, "num_predict": 24, "seed": 1}
-
 
 class Worker:
     """One `a3s-power rpc-server` process (optionally run inside a network namespace)."""
 
-    def __init__(self, log_dir: Path, *, host: str = "127.0.0.1", port: int = 0, netns: str = "") -> None:
+    def __init__(
+        self, log_dir: Path, *, host: str = "127.0.0.1", port: int = 0, netns: str = "", mem_mb: int = 0
+    ) -> None:
         self.host = host
         self.port = port or free_port()
         self.endpoint = f"{host}:{self.port}"
         cmd = [sys.executable, "-m", "a3s_power", "rpc-server", "--host", host, "--port", str(self.port),
-               "--threads", "1"]  # fmt: skip
+               "--threads", "1", "--mem", str(mem_mb)]  # fmt: skip
         if netns:
             cmd = ["ip", "netns", "exec", netns, *cmd]
         self.log_path = log_dir / f"worker-{host}-{self.port}.log"

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from live_server import LiveServer, add_gguf_model, server_settings
 
+from _scaleout_helpers import GENERATE_OPTIONS
 from _store_helpers import free_port
-from conftest import GENERATE_OPTIONS
 
 PROMPTS = ["The capital of France is", "Once upon a time, there was a little"]
 STOP = {"stop": ["<|im_end|>"]}
@@ -179,7 +179,9 @@ def test_killed_worker_mid_stream_is_a_clean_error_then_reload_on_reachable(kill
                 w2.kill()
     last = chunks[-1]
     assert "error" in last, last  # the stream ends with an error chunk, not a hang or a dropped socket
-    assert "connection to an RPC worker" in str(last["error"]) and w2.endpoint in str(last["error"])
+    error = str(last["error"])
+    assert f"the connection to RPC worker {w2.endpoint} was lost" in error, error  # the dead one, named
+    assert w1.endpoint not in error
     assert not any(c.get("done") for c in chunks)
     assert len(chunks) < 500
     # serve keeps serving: a local model answers
@@ -193,3 +195,62 @@ def test_killed_worker_mid_stream_is_a_clean_error_then_reload_on_reachable(kill
     assert [d.get("endpoint") for d in split["devices"] if d["name"].startswith("RPC")] == [w1.endpoint]
     assert split["rpc_unreachable"] == [w2.endpoint]
     assert w1.proc.poll() is None
+
+
+def test_mem_sets_what_a_worker_advertises_and_the_default_split_follows(
+    smollm2_path: Path, start_worker
+) -> None:
+    from a3s_power.runtime import load_model
+
+    big, tiny = start_worker(), start_worker(mem_mb=64)
+    # no tensor_split: shares by free memory; the 64 MiB worker gets (almost) nothing
+    loaded = load_model(smollm2_path, num_ctx=256, num_thread=1, rpc_servers=(big.endpoint, tiny.endpoint))
+    try:
+        devices = {d.get("endpoint", d["name"]): d for d in loaded.devices()}
+        assert devices[big.endpoint]["weights"] > 0
+        assert tiny.endpoint not in devices or devices[tiny.endpoint]["weights"] == 0
+    finally:
+        loaded.close()
+    # the same worker with an explicit split takes its layers
+    loaded = load_model(
+        smollm2_path,
+        num_ctx=256,
+        num_thread=1,
+        rpc_servers=(big.endpoint, tiny.endpoint),
+        tensor_split="1,1,1",
+    )
+    try:
+        devices = {d.get("endpoint", d["name"]): d for d in loaded.devices()}
+        assert devices[tiny.endpoint]["weights"] > 0
+    finally:
+        loaded.close()
+    with pytest.raises(Exception, match="tensor_split has 2 values but this load has 3 devices"):
+        load_model(smollm2_path, num_ctx=256, rpc_servers=(big.endpoint, tiny.endpoint), tensor_split="1,1")
+
+
+def test_two_split_models_share_the_workers_connection(smollm2_path: Path, start_worker) -> None:
+    """A worker serves one client connection: a second model on the same workers reuses this
+    process's connection (a HELLO probe would wait behind it) and both generate."""
+    from a3s_power.runtime import Completion, GenerationOptions, generate_sync, load_model
+
+    w1, w2 = start_worker(), start_worker()
+    workers = (w1.endpoint, w2.endpoint)
+    first = load_model(smollm2_path, num_ctx=256, num_thread=1, rpc_servers=workers, tensor_split="1,1,1")
+    started = time.monotonic()
+    second = load_model(smollm2_path, num_ctx=512, num_thread=1, rpc_servers=workers, tensor_split="2,1,1")
+    try:
+        assert time.monotonic() - started < 30
+        options = GenerationOptions(temperature=0, repeat_penalty=1.0, num_predict=8)
+        outputs = []
+        for model in (first, second):
+            text = []
+            for ev in generate_sync(model, model.tokenize("The capital of France is"), options):
+                if isinstance(ev, Completion):
+                    assert ev.eval_count == 8
+                else:
+                    text.append(ev.text)
+            outputs.append("".join(text))
+        assert outputs[0] == outputs[1] and outputs[0].strip()
+    finally:
+        first.close()
+        second.close()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from live_server import LiveServer, add_gguf_model, server_settings
 
-from conftest import GENERATE_OPTIONS
+from _scaleout_helpers import GENERATE_OPTIONS
 
 PROMPTS = ["The capital of France is", "Once upon a time, there was a little"]
 STOP = {"stop": ["<|im_end|>"]}
@@ -121,7 +121,9 @@ def test_split_across_namespaced_hosts_then_kill_one(
                     chunks.append(json.loads(line))
                     if len(chunks) == 5:
                         workers[1].kill()
-        assert "error" in chunks[-1] and workers[1].endpoint in chunks[-1]["error"], chunks[-1]
+        error = str(chunks[-1].get("error"))
+        assert f"the connection to RPC worker {workers[1].endpoint} was lost" in error, chunks[-1]
+        assert workers[0].endpoint not in error
         local = httpx.post(
             live.url + "/api/generate",
             json={"model": "smol-local", "prompt": "Hi", "stream": False, "options": {"num_predict": 4}},
