@@ -27,3 +27,12 @@ def test_missing_files_and_other_extensions_stay_text(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hi")
     prompt = f"look at ./nowhere.png and {tmp_path}{os.sep}notes.txt"
     assert extract_images(prompt) == (prompt, [])
+
+
+def test_the_repl_sends_a_turns_images_with_its_message() -> None:
+    from a3s_power.cli.repl import Session
+
+    session = Session(model="smol-vision", capabilities=["completion", "vision"])
+    request = session.chat_request("what is it?", None, ["aW1n"])
+    assert request["messages"][-1] == {"role": "user", "content": "what is it?", "images": ["aW1n"]}
+    assert "images" not in session.chat_request("plain")["messages"][-1]
