@@ -166,6 +166,8 @@ def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
     options.shift = True if job.shift is None else job.shift
     options.ignore_eos = job.ignore_eos
     template = job.template or model.view.template or ""
+    if is_go_template(template) and tools and not generic and job.tool_choice == "required":
+        think = False  # a Go template's call is forced from the first token: no reasoning first
     parse = not job.raw and not job.suffix and (bool(tools) or (model.thinks and think is not False))
     messages = [m.to_template() for m in _layered(model, job)]
     return ChatPlan(job, model, options, spec, messages, tools, generic, think, parse,
