@@ -250,16 +250,13 @@ def test_a_go_template_with_thinking_thinks(server: LiveServer) -> None:
     assert refused.status_code == 400 and "does not support thinking" in refused.text
 
 
-THINKING_TOOLS = (
-    """{{- if .Tools }}<|im_start|>system
+THINKING_TOOLS = """{{- if .Tools }}<|im_start|>system
 Tools: {{ range .Tools }}{{ .Function.Name }} {{ end }}<|im_end|>
-{{ end }}"""
-    + THINKING.replace(
-        "{{ .Content }}<|im_end|>",
-        """{{ if .ToolCalls }}<tool_call>
+{{ end }}""" + THINKING.replace(
+    "{{ .Content }}<|im_end|>",
+    """{{ if .ToolCalls }}<tool_call>
 {{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
 {{ end }}</tool_call>{{ else }}{{ .Content }}{{ end }}<|im_end|>""",
-    )
 )
 
 
