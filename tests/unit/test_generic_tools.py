@@ -23,7 +23,7 @@ def _stream(pieces: list[str], required: bool = False) -> list[tuple[str, list[s
 
 
 def test_a_response_streams_as_it_is_decoded() -> None:
-    pieces = ['{', '"resp', 'onse": "', 'Hel', 'lo \\', 'n wor', 'ld \\u00', 'e9', '"', "}"]
+    pieces = ["{", '"resp', 'onse": "', "Hel", "lo \\", "n wor", "ld \\u00", "e9", '"', "}"]
     assert _stream(pieces) == [
         ("", []), ("", []), ("", []), ("Hel", []), ("lo ", []), ("\n wor", []), ("ld ", []),
         ("é", []), ("", []), ("", []), ("", []),

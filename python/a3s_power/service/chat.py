@@ -189,6 +189,8 @@ def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
     options.shift = True if job.shift is None else job.shift
     options.ignore_eos = job.ignore_eos
     template = job.template or model.view.template or ""
+    if is_go_template(template) and tools and not generic and job.tool_choice == "required":
+        think = False  # a Go template's call is forced from the first token: no reasoning first
     parse = not job.raw and not job.suffix and (bool(tools) or (model.thinks and think is not False))
     messages = [m.to_template(MEDIA_MARKER if images else "") for m in layered]
     state.scheduler.admit(model.key)  # a full queue is a 503 before any response starts

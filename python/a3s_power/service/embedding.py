@@ -16,7 +16,6 @@ from a3s_power.runtime.loaded import LoadedModel
 from a3s_power.service.models import ResolvedModel, acquire_runner, load_plan, release_runner, resolve, since
 from a3s_power.service.state import ServerState
 
-Event = dict[str, Any]
 T = TypeVar("T")
 
 
@@ -75,11 +74,35 @@ class RerankRequest(msgspec.Struct):
     return_documents: bool = False
 
 
+class RerankDocument(msgspec.Struct):
+    text: str
+
+
+class RerankResult(msgspec.Struct, kw_only=True):
+    index: int
+    relevance_score: float
+    document: RerankDocument | msgspec.UnsetType = msgspec.UNSET  # with return_documents
+
+
+class RerankUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class RerankResponse(msgspec.Struct, kw_only=True):
+    """The body both /api/rerank and /v1/rerank answer with (one shape: llama-server's)."""
+
+    model: str
+    object: str = "list"
+    results: list[RerankResult]
+    usage: RerankUsage
+
+
 def _document_text(document: str | dict[str, Any]) -> str:
     return document if isinstance(document, str) else str(document.get("text", ""))
 
 
-async def rerank(state: ServerState, req: RerankRequest) -> Event:
+async def rerank(state: ServerState, req: RerankRequest) -> RerankResponse:
     """Relevance of each document to the query from the model's rank head; results best first."""
     model = resolve(state, req.model)
     info = model.info
@@ -92,26 +115,15 @@ async def rerank(state: ServerState, req: RerankRequest) -> Event:
         raise InvalidRequest("top_n must not be negative")
     texts = [_document_text(d) for d in req.documents]
     if not texts:
-        return {
-            "model": req.model,
-            "object": "list",
-            "results": [],
-            "usage": {"prompt_tokens": 0, "total_tokens": 0},
-        }
+        return RerankResponse(model=req.model, results=[], usage=RerankUsage())
     (scores, counts), _ = await on_embedding_engine(
         state, model, None, None, lambda loaded: loaded.rerank_counted(req.query, texts)
     )
     tokens = sum(counts)
     order = sorted(range(len(texts)), key=lambda i: scores[i], reverse=True)[: req.top_n or None]
-    results = []
-    for index in order:
-        item: Event = {"index": index, "relevance_score": scores[index]}
-        if req.return_documents:
-            item["document"] = {"text": texts[index]}
-        results.append(item)
-    return {
-        "model": req.model,
-        "object": "list",
-        "results": results,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+    results = [
+        RerankResult(index=index, relevance_score=scores[index],
+                     document=RerankDocument(texts[index]) if req.return_documents else msgspec.UNSET)
+        for index in order
+    ]  # fmt: skip
+    return RerankResponse(model=req.model, results=results, usage=RerankUsage(tokens, tokens))

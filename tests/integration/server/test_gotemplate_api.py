@@ -248,3 +248,32 @@ def test_a_go_template_with_thinking_thinks(server: LiveServer) -> None:
         server.url + "/api/chat", json={**body, "model": "smol-nothink", "think": True}, timeout=60
     )
     assert refused.status_code == 400 and "does not support thinking" in refused.text
+
+
+THINKING_TOOLS = """{{- if .Tools }}<|im_start|>system
+Tools: {{ range .Tools }}{{ .Function.Name }} {{ end }}<|im_end|>
+{{ end }}""" + THINKING.replace(
+    "{{ .Content }}<|im_end|>",
+    """{{ if .ToolCalls }}<tool_call>
+{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
+{{ end }}</tool_call>{{ else }}{{ .Content }}{{ end }}<|im_end|>""",
+)
+
+
+def test_a_forced_call_holds_on_a_thinking_go_template(server: LiveServer) -> None:
+    """The call is forced from the first token, so the prompt closes the thinking block (think off)
+    and the reply is the call, not thinking."""
+    created = _create(server, {"model": "smol-think-tools", "from": BASE, "template": THINKING_TOOLS})
+    assert created.status_code == 200, created.text
+    shown = httpx.post(server.url + "/api/show", json={"model": "smol-think-tools"}, timeout=30).json()
+    assert {"tools", "thinking"} <= set(shown["capabilities"])
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+    body = {"model": "smol-think-tools", "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [tool], "tool_choice": "required", "max_tokens": 40, "temperature": 0}  # fmt: skip
+    reply = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=120).json()
+    choice = reply["choices"][0]
+    assert choice["finish_reason"] == "tool_calls", reply
+    assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == ["get_weather"]
+    assert "city" in orjson.loads(choice["message"]["tool_calls"][0]["function"]["arguments"])
+    assert not choice["message"].get("reasoning")

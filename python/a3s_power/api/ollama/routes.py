@@ -80,7 +80,7 @@ async def embeddings(request: Request[Any, Any, Any]) -> EmbeddingResponse:
 
 
 @post("/api/rerank", status_code=200)
-async def rerank(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def rerank(request: Request[Any, Any, Any]) -> embedding.RerankResponse:
     body = decode_body(await request.body(), embedding.RerankRequest)
     return await embedding.rerank(_state(request), body)
 

@@ -21,7 +21,7 @@ from a3s_power.api.openai.protocol import (
     ModelObject,
 )
 from a3s_power.api.streaming import sse_named_respond, sse_respond, until_disconnect
-from a3s_power.service.embedding import RerankRequest
+from a3s_power.service.embedding import RerankRequest, RerankResponse
 from a3s_power.service.embedding import rerank as rerank_documents
 from a3s_power.service.state import ServerState, state_of
 
@@ -71,7 +71,7 @@ async def embeddings(request: Request[Any, Any, Any]) -> EmbeddingList:
 
 
 @post("/rerank", status_code=200)
-async def rerank(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def rerank(request: Request[Any, Any, Any]) -> RerankResponse:
     """llama-server's / Jina's rerank under /v1 (OpenAI has none; clients use this shape)."""
     body = decode_body(await request.body(), RerankRequest)
     return await rerank_documents(_state(request), body)
