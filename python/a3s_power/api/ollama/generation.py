@@ -99,7 +99,7 @@ def image_parts(images: list[str] | None) -> list[ContentPart]:
     for image in images or []:
         try:
             parts.append(ContentPart("image", data=base64.b64decode(image, validate=True)))
-        except binascii.Error as exc:
+        except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text
             raise InvalidRequest(f"illegal base64 data: {exc}") from None
     return parts
 
