@@ -20,6 +20,7 @@ from a3s_power.api.limits import api_key_layer, request_limits_layer
 from a3s_power.api.ollama.manage import MANAGE_ROUTES
 from a3s_power.api.ollama.routes import ROUTES as OLLAMA_ROUTES
 from a3s_power.api.openai.routes import OPENAI_ROUTER
+from a3s_power.api.openapi import openapi_route
 from a3s_power.config import Settings
 from a3s_power.observability.metrics import http_metrics_middleware
 from a3s_power.service.state import STATE_KEY, ServerState, state_of
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
             ANTHROPIC_ROUTER,
             metrics_route,
             metrics_head,
+            openapi_route,
         ],
         guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
         middleware=[http_metrics_middleware(state.metrics)],
@@ -73,7 +75,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         ),
         lifespan=[lifespan],
         state=State({STATE_KEY: state}),
-        openapi_config=None,
+        openapi_config=None,  # our own document at /openapi.json (api/openapi.py)
         logging_config=None,
         debug=False,
         request_max_body_size=None,  # limited by request_limits_layer (blob uploads are not)

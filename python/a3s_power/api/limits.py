@@ -14,6 +14,7 @@ and its body limit would apply to blob uploads (gigabytes). These wrap the whole
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import re
 import secrets
@@ -180,15 +181,50 @@ def request_limits_layer(app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> ASGIAp
         if problem:
             await send_error(send, path, 400, problem)
             return
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await app(scope, replay, send)
+        await run_until_disconnect(app, scope, body, receive, send)
 
     return layer
+
+
+async def run_until_disconnect(app: ASGIApp, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+    """Run the handler on an already-read body; when the client goes away first, cancel it, so a
+    non-streaming request that nobody waits for stops generating and frees its slot (a stream
+    notices the disconnect itself, through the replayed `receive`)."""
+    gone = asyncio.Event()
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+                return
+
+    complete = False
+
+    async def tracked_send(message: Message) -> None:
+        nonlocal complete
+        await send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            complete = True
+
+    handler = asyncio.ensure_future(app(scope, replay, tracked_send))
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({handler, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not handler.done() and not complete:  # the client left before its answer: stop working for it
+            handler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await handler
+    finally:
+        watcher.cancel()
+        if not handler.done():
+            handler.cancel()

@@ -19,7 +19,7 @@ from a3s_power.registry.download import BlobDownload, partial_progress
 from a3s_power.registry.options import HF_HOSTS, RegistryOptions, options_from_env
 from a3s_power.registry.progress import track
 from a3s_power.registry.sources import is_direct_url, pull_direct_url, pull_hf_files
-from a3s_power.store.errors import ManifestNotFound, StoreError
+from a3s_power.store.errors import ManifestNotFound, StoreError, StoreFull, is_disk_full
 from a3s_power.store.locks import TransferLock
 from a3s_power.store.manifest import Layer, Manifest
 from a3s_power.store.names import ModelName, blob_filename, parse_name, short_digest
@@ -61,6 +61,10 @@ async def pull_model(
             raise
         async for event in pull_builtin(store, name, builtin, options):
             yield event
+    except OSError as exc:
+        if is_disk_full(exc):  # a clean 507; the partial stays resumable once space is freed
+            raise StoreFull(f"pull {model}") from None
+        raise
 
 
 async def _pull_layers(

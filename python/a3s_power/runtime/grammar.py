@@ -75,9 +75,16 @@ def _check_node(node: dict[str, Any]) -> None:
         raise _bad(f"pattern must be a string, got {pattern!r}")
 
 
+def _dump(schema: Any) -> bytes:
+    try:
+        return orjson.dumps(schema)
+    except TypeError as exc:  # an integer beyond 64 bits, a value JSON cannot hold
+        raise _bad(f"the JSON schema holds a value that cannot be converted: {exc}") from None
+
+
 def check_schema(schema: Any) -> None:
     """Raise InvalidRequest (400) if `schema` is too large, too deep or has an empty range."""
-    if len(orjson.dumps(schema)) > MAX_SCHEMA_BYTES:
+    if len(_dump(schema)) > MAX_SCHEMA_BYTES:
         raise _bad(f"the JSON schema is larger than {MAX_SCHEMA_BYTES // 1024} KiB")
     nodes = 0
     stack: list[tuple[Any, int]] = [(schema, 0)]
@@ -99,7 +106,7 @@ def grammar_for_schema(schema: Any) -> str:
     """GBNF for a JSON schema (checked and bounded first)."""
     check_schema(schema)
     try:
-        return _native.json_schema_to_grammar(orjson.dumps(schema).decode())
+        return _native.json_schema_to_grammar(_dump(schema).decode())
     except (ValueError, RuntimeError) as exc:
         raise _bad(str(exc)) from exc
 

@@ -77,6 +77,10 @@ Loader = Callable[[LoadSpec], LoadedModel]
 
 
 def _load(spec: LoadSpec) -> LoadedModel:
+    from a3s_power.store.blobs import verify_stored_blob
+
+    for path in (spec.path, *spec.lora_paths):  # a bit flip is a clear error naming the blob, not garbage
+        verify_stored_blob(path)
     return load_model(
         spec.path,
         num_ctx=spec.num_ctx,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from a3s_power.store.atomic import fsync_dir
-from a3s_power.store.errors import DigestMismatch
+from a3s_power.store.errors import CorruptBlob, DigestMismatch
 from a3s_power.store.layout import StoreLayout
 from a3s_power.store.names import normalize_digest
 
@@ -25,6 +25,27 @@ def sha256_file(path: Path) -> str:
         while block := handle.read(CHUNK):
             digest.update(block)
     return "sha256:" + digest.hexdigest()
+
+
+_VERIFIED: dict[tuple[str, int, int, int], None] = {}  # (path, inode, size, mtime_ns) hashed clean
+
+
+def verify_stored_blob(path: str | os.PathLike[str]) -> None:
+    """Raise CorruptBlob if a `sha256-<hex>` blob's content does not hash to its name. Each file
+    (inode, size, mtime) is hashed once per process; paths that are not blobs are not checked."""
+    path = Path(path)
+    name = path.name
+    if not (name.startswith("sha256-") and len(name) == 71):
+        return
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    expected = "sha256:" + name[7:].lower()
+    got = sha256_file(path)
+    if got != expected:
+        raise CorruptBlob(expected, got)
+    _VERIFIED[key] = None
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -51,6 +51,34 @@ class BlobNotFound(StoreError):
         self.digest = digest
 
 
+class StoreFull(StoreError):
+    """The models directory's file system is full (ENOSPC/EDQUOT): 507, and nothing partial left."""
+
+    status = 507
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        super().__init__(f"{what}: no space left on the device holding the models directory{detail}")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class CorruptBlob(StoreError):
+    """A stored blob whose content no longer hashes to its name (a bit flip, a truncated copy)."""
+
+    status = 500
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(
+            f"model blob {expected} is corrupt: its content hashes to {got}; "
+            "remove the model and pull or create it again"
+        )
+        self.expected = expected
+
+
 class DigestMismatch(StoreError):
     status = 400
 

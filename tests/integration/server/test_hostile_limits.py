@@ -319,7 +319,9 @@ def test_head_is_answered(server: LiveServer, path: str) -> None:
 @pytest.fixture(scope="module")
 def queued(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Iterator[LiveServer]:
     live = LiveServer(
-        server_settings(tmp_path_factory.mktemp("queued") / "models", num_parallel=1, max_queue=2)
+        server_settings(
+            tmp_path_factory.mktemp("queued") / "models", num_parallel=1, max_queue=2, context_length=8192
+        )
     )
     add_gguf_model(live.store, MODEL, smollm2_path, {"stop": ["<|im_end|>"]})
     yield live
@@ -332,8 +334,9 @@ def test_max_queue_is_enforced_once_loaded(queued: LiveServer) -> None:
     started: list[int] = []
 
     def hold() -> None:  # a long stream that holds a slot (or a queue place) until told to go
-        body = {**_gen(options={"num_predict": 4000}), "stream": True}
-        with httpx.stream("POST", queued.url + "/api/generate", json=body, timeout=120) as response:
+        # no end of sequence, a whole 8K context of tokens: the holders outlast the checks below
+        body = {**_oai(max_tokens=100_000, ignore_eos=True), "stream": True}
+        with httpx.stream("POST", queued.url + "/v1/chat/completions", json=body, timeout=120) as response:
             started.append(response.status_code)
             for _ in response.iter_lines():
                 if release.is_set():
@@ -348,7 +351,8 @@ def test_max_queue_is_enforced_once_loaded(queued: LiveServer) -> None:
         time.sleep(0.05)
     try:
         busy = httpx.post(queued.url + "/api/generate", json=_gen(), timeout=30)
-        assert busy.status_code == 503 and busy.json() == {"error": BUSY_MESSAGE}
+        state = [(r.key, r.refs, r.expiring) for r in queued.scheduler.loaded()]
+        assert busy.status_code == 503 and busy.json() == {"error": BUSY_MESSAGE}, (busy.text, state, started)
         chat = httpx.post(queued.url + "/api/chat", json={**_chat(), "stream": True}, timeout=30)
         assert chat.status_code == 503 and chat.json() == {"error": BUSY_MESSAGE}
         with httpx.stream(

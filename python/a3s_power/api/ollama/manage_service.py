@@ -18,7 +18,7 @@ from a3s_power.registry import options_from_env, pull_model, push_model
 from a3s_power.runtime.scheduler import Scheduler
 from a3s_power.store.blobs import BlobWriter
 from a3s_power.store.create import CreateRequest, create_model
-from a3s_power.store.errors import BlobNotFound, InvalidModelName
+from a3s_power.store.errors import BlobNotFound, InvalidModelName, StoreFull, is_disk_full
 from a3s_power.store.names import ModelName, normalize_digest, parse_name
 from a3s_power.store.parameters import go_quote  # Go's %q of a string
 from a3s_power.store.show import show_model
@@ -102,11 +102,23 @@ async def delete(store: ModelStore, scheduler: Scheduler, model: str) -> list[st
     stored = await asyncio.to_thread(store.find, wanted)
     if stored is None:
         raise NotFound(f"model '{model}' not found")
-    await unload(scheduler, stored)
+    # running requests finish on the loaded (mmapped) copy; the runner goes when its last user does
+    retire(scheduler, stored)
     try:
         return await asyncio.to_thread(store.delete, stored.display_long())
     except AnyModelNotFound as exc:  # deleted by someone else meanwhile
         raise NotFound(f"model '{model}' not found") from exc
+
+
+def retire(scheduler: Scheduler, name: ModelName) -> list[str]:
+    """Every runner of `name` takes no new request and is unloaded once idle (at once if idle now)."""
+    keys = [runner.key for runner in scheduler.loaded() if _names_model(runner.key, name)]
+    for key in keys:
+        runner = scheduler.get(key)
+        if runner is not None:
+            runner.expiring = True
+            scheduler.expire_when_idle(runner)
+    return keys
 
 
 async def unload(scheduler: Scheduler, name: ModelName) -> list[str]:
@@ -141,19 +153,24 @@ async def upload_blob(store: ModelStore, digest: str, chunks: AsyncIterable[byte
     expected = normalize_digest(digest)
     if store.has_blob(expected):
         return False
-    writer = await asyncio.to_thread(BlobWriter, store.layout)
-    with writer:  # removes the temp file unless committed
-        pending: list[bytes] = []
-        pending_size = 0
-        async for chunk in chunks:
-            if not chunk:
-                continue
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= UPLOAD_WRITE_SIZE:
+    try:
+        writer = await asyncio.to_thread(BlobWriter, store.layout)
+        with writer:  # removes the temp file unless committed
+            pending: list[bytes] = []
+            pending_size = 0
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= UPLOAD_WRITE_SIZE:
+                    await asyncio.to_thread(writer.write, b"".join(pending))
+                    pending, pending_size = [], 0
+            if pending:
                 await asyncio.to_thread(writer.write, b"".join(pending))
-                pending, pending_size = [], 0
-        if pending:
-            await asyncio.to_thread(writer.write, b"".join(pending))
-        await asyncio.to_thread(writer.commit, expected)
+            await asyncio.to_thread(writer.commit, expected)
+    except OSError as exc:
+        if is_disk_full(exc):  # the temp file is gone (the writer's exit): a clean 507
+            raise StoreFull(f"upload of {expected}") from None
+        raise
     return True
