@@ -80,6 +80,8 @@ class Settings:
     api_keys: tuple[str, ...] = ()  # A3S_POWER_API_KEYS (comma-separated); empty = no auth
     flash_attention: bool | None = None  # OLLAMA_FLASH_ATTENTION; None = llama.cpp's auto
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE
+    cache_ram_mib: int = 8192  # A3S_POWER_CACHE_RAM: host-RAM prompt cache per model (MiB; 0 = off)
+    draft_max: int = 0  # A3S_POWER_SPECULATIVE: n-gram draft length for requests without draft_max (0 = off)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -112,5 +114,7 @@ class Settings:
             if env_value(env, "OLLAMA_FLASH_ATTENTION")
             else None,
             kv_cache_type=_kv_cache_type(env),
+            cache_ram_mib=max(0, _int(env, "A3S_POWER_CACHE_RAM", default=8192)),
+            draft_max=min(64, max(0, _int(env, "A3S_POWER_SPECULATIVE", default=0))),
             api_keys=tuple(k.strip() for k in env_value(env, "A3S_POWER_API_KEYS").split(",") if k.strip()),
         )

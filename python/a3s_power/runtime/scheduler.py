@@ -40,6 +40,8 @@ class LoadSpec:
     lora_paths: tuple[str, ...] = ()
     flash_attention: bool | None = None
     kv_cache_type: str = "f16"
+    cache_ram_mib: int = 8192
+    draft_max: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,8 @@ def _load(spec: LoadSpec) -> LoadedModel:
         lora_paths=list(spec.lora_paths),
         flash_attention=spec.flash_attention,
         kv_cache_type=spec.kv_cache_type,
+        cache_ram_mib=spec.cache_ram_mib,
+        draft_max=spec.draft_max,
         max_queue=1 << 20,  # the scheduler's queue is the one that answers 503
     )
 

@@ -99,6 +99,8 @@ def load_plan(
         lora_paths=tuple(str(p) for p in model.view.adapter_paths),
         flash_attention=settings.flash_attention,
         kv_cache_type=settings.kv_cache_type,
+        cache_ram_mib=settings.cache_ram_mib,
+        draft_max=settings.draft_max,
         **runner,
     )
     return merged, spec
