@@ -378,7 +378,7 @@ async def bench_rotate(
 
 
 def edit_prompt(loaded: LoadedModel) -> tuple[list[int], int]:
-    code = "\n".join(CODE_LINES * 2)
+    code = "\n".join(CODE_LINES)
     ask = (
         "Here is a Python module:\n\n```python\n" + code + "\n```\n\nRewrite the whole module unchanged "
         "except that `total_value` is renamed to `sum_value`. Output only the code."
@@ -400,8 +400,8 @@ async def bench_spec(path: Path, bin_dir: Path | None, log: Path, args: argparse
             runs: list[tuple[str, Any, list[int], int, int]] = [
                 ("a3s plain", ours, edit, n_code, 0),
                 ("a3s spec", ours, edit, n_code, args.draft_max),
-                ("a3s norep plain", ours, norep, 256, 0),
-                ("a3s norep spec", ours, norep, 256, args.draft_max),
+                ("a3s norep plain", ours, norep, 128, 0),
+                ("a3s norep spec", ours, norep, 128, args.draft_max),
             ]
             if server is not None:
                 runs.append(("llama-server spec", server, edit, n_code, args.draft_max))
@@ -411,6 +411,7 @@ async def bench_spec(path: Path, bin_dir: Path | None, log: Path, args: argparse
                 d["tps"].append(decode_tps(r))
                 d["n_gen"].append(r["n_gen"])
                 d["texts"].append(r["text"][:200])
+                print(f"  {name}: {decode_tps(r):.1f} tok/s, {r['n_gen']} tokens", flush=True)
         st = ours.loaded.engine.stats()
         out["a3s draft acceptance"] = st["draft_accepted"] / max(1, st["draft_tokens"])
     for v in out.values():

@@ -278,3 +278,12 @@ def test_speculative_greedy_output_equals_plain_and_drafts_are_accepted(smollm2_
 def test_draft_max_is_validated(smollm2):
     with pytest.raises(Exception, match="draft_max"):
         run_one(smollm2, [1, 2, 3], draft_max=65, num_predict=1)
+
+
+def test_draft_max_is_a_request_option():
+    from a3s_power.runtime.options import OptionTypeError, options_from_layers
+
+    assert options_from_layers({}, {"draft_max": 8}).to_request([1]).draft_max == 8
+    assert options_from_layers({}, {}).to_request([1]).draft_max == -1  # the server's default
+    with pytest.raises(OptionTypeError, match='option "draft_max" must be of type integer'):
+        options_from_layers({}, {"draft_max": "many"})
