@@ -184,7 +184,6 @@ void bind_engine(py::module_ & m) {
                  c["limit_bytes"]     = s.cache.limit_bytes;
                  c["tokens_restored"] = s.cache.tokens_restored;
                  d["prompt_cache"]     = c;
-                 d["slot_cached_tokens"] = s.slot_cached_tokens;
                  return d;
              })
         .def_property_readonly("n_ctx", &Engine::n_ctx_slot);

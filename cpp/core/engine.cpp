@@ -299,7 +299,6 @@ EngineStats Engine::stats() {
     s.draft_tokens     = draft_tokens_.load();
     s.draft_accepted   = draft_accepted_.load();
     if (prompt_cache_) s.cache = prompt_cache_->stats();
-    for (const auto & sl : slots_) s.slot_cached_tokens.push_back((int32_t) sl->cache.size());
     return s;
 }
 
