@@ -26,7 +26,7 @@ std::vector<int32_t> ngram_lookup(const std::vector<int32_t> & context, int32_t 
 void DraftState::reset(int32_t draft_max) {
     *this = DraftState{};
     n_max = std::max(0, draft_max);
-    n_cur = std::min(n_max, 8);
+    n_cur = std::min(n_max, 4);
 }
 
 std::vector<int32_t> DraftState::propose(const std::vector<int32_t> & context, int32_t room) {
@@ -49,8 +49,13 @@ void DraftState::update(int32_t n_drafted, int32_t n_accepted) {
         n_cur = std::max(2, std::min(n_cur, n_accepted + 2));
     }
     n_missed = n_accepted == 0 ? n_missed + 1 : 0;
+    // on the CPU a wider decode costs nearly its width: drafting pays only when most of it is kept
+    win_drafted += n_drafted;
+    win_accepted += n_accepted;
+    const bool low_rate = win_drafted >= 32 && win_accepted * 10 < win_drafted * 6;
+    if (win_drafted >= 32) win_drafted = win_accepted = 0;
     // drafts keep failing: back off for longer and longer (a failed draft costs a wider decode)
-    if (n_missed >= 3) {
+    if (n_missed >= 3 || low_rate) {
         n_missed = 0;
         n_off    = std::min(n_off + 1, 8);
         cooldown = 16 << n_off;

@@ -18,6 +18,7 @@ struct DraftState {
     int32_t n_off       = 0;  // times it backed off (grows the cooldown)
     int64_t drafted     = 0;  // tokens proposed
     int64_t accepted    = 0;  // tokens accepted
+    int32_t win_drafted = 0, win_accepted = 0;  // the current window of ~32 drafted tokens
 
     void reset(int32_t draft_max);
     bool active() const { return n_max > 0; }
