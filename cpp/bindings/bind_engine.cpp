@@ -92,6 +92,7 @@ void bind_engine(py::module_ & m) {
         .def_readwrite("logprobs", &GenerateRequest::logprobs)
         .def_readwrite("top_logprobs", &GenerateRequest::top_logprobs)
         .def_readwrite("lora_scales", &GenerateRequest::lora_scales)
+        .def_readwrite("draft_max", &GenerateRequest::draft_max)
         .def_property(
             "media", [](const GenerateRequest & r) { return std::const_pointer_cast<MediaPrompt>(r.media); },
             [](GenerateRequest & r, std::shared_ptr<MediaPrompt> m) { r.media = std::move(m); });
@@ -146,7 +147,11 @@ void bind_engine(py::module_ & m) {
         .def_readwrite("cache_type_k", &EngineParams::cache_type_k)
         .def_readwrite("cache_type_v", &EngineParams::cache_type_v)
         .def_readwrite("embeddings", &EngineParams::embeddings)
-        .def_readwrite("pooling", &EngineParams::pooling);
+        .def_readwrite("pooling", &EngineParams::pooling)
+        .def_readwrite("share_prefix", &EngineParams::share_prefix)
+        .def_readwrite("share_min", &EngineParams::share_min)
+        .def_readwrite("cache_ram_mib", &EngineParams::cache_ram_mib)
+        .def_readwrite("draft_max", &EngineParams::draft_max);
 
     py::class_<Channel, std::shared_ptr<Channel>>(m, "Channel")
         .def("fileno", &Channel::fileno)
@@ -218,6 +223,22 @@ void bind_engine(py::module_ & m) {
                  d["pooling"]        = s.pooling;
                  d["decode_calls"]   = s.decode_calls;
                  d["tokens_decoded"] = s.tokens_decoded;
+                 d["prompt_evaluated"] = s.prompt_evaluated;
+                 d["prompt_shared"]    = s.prompt_shared;
+                 d["prompt_restored"]  = s.prompt_restored;
+                 d["prompt_waits"]     = s.prompt_waits;
+                 d["draft_tokens"]     = s.draft_tokens;
+                 d["draft_accepted"]   = s.draft_accepted;
+                 py::dict c;
+                 c["hits"]            = s.cache.hits;
+                 c["misses"]          = s.cache.misses;
+                 c["saves"]           = s.cache.saves;
+                 c["evictions"]       = s.cache.evictions;
+                 c["bytes"]           = s.cache.bytes;
+                 c["entries"]         = s.cache.entries;
+                 c["limit_bytes"]     = s.cache.limit_bytes;
+                 c["tokens_restored"] = s.cache.tokens_restored;
+                 d["prompt_cache"]     = c;
                  return d;
              })
         .def_property_readonly("n_ctx", &Engine::n_ctx_slot);

@@ -66,6 +66,12 @@ size_t partial_stop_len(const std::string & text, const std::vector<std::string>
     return best;
 }
 
+size_t common_prefix(const std::vector<int32_t> & a, const std::vector<int32_t> & b) {
+    size_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+    return n;
+}
+
 }  // namespace
 
 struct Engine::Job {
@@ -101,6 +107,13 @@ struct Engine::Slot {
     std::vector<int32_t>     generated;
     Completion               done;
     Clock::time_point        t_start, t_first, t_used;
+    uint64_t                 serial      = 0;        // job counter: tells a waiter its source moved on
+    size_t                   shared      = 0;        // leading cells possibly shared with other seqs (unified pool)
+    Slot *                   wait_for    = nullptr;  // slot evaluating the prefix this one will attach to
+    uint64_t                 wait_serial = 0;
+    size_t                   wait_len    = 0;
+    DraftState               spec;
+    std::vector<int32_t>     draft;  // tokens proposed in the current batch, after last_token
 
     llama_pos pos() const { return (llama_pos) cache.size() - pos_delta; }
     void      clear_cache() {
@@ -173,6 +186,12 @@ Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params, std::s
         slots_.push_back(std::move(s));
     }
     current_lora_.assign(model_->n_lora(), 0.0f);
+    if (!params_.embeddings && params_.cache_ram_mib > 0) {
+        prompt_cache_ = std::make_unique<PromptCache>((size_t) params_.cache_ram_mib * 1024 * 1024);
+    }
+    if (llama_model_is_recurrent(model_->raw()) || llama_model_is_hybrid(model_->raw())) {
+        params_.share_prefix = false;  // no partial sequence copies for recurrent state
+    }
     thread_ = std::thread([this] { loop(); });
 }
 
@@ -236,6 +255,10 @@ std::shared_ptr<Channel> Engine::submit(GenerateRequest req) {
             "the prompt is longer than the context length currently available to the model; shorten the prompt, "
             "adjust the context length in settings, or use a model with a longer context length");
     }
+    if (req.draft_max < -1 || req.draft_max > 64) {
+        throw std::invalid_argument("draft_max must be between 0 and 64 (or -1 for the server default)");
+    }
+    if (req.draft_max == -1) req.draft_max = std::clamp(params_.draft_max, 0, 64);
     if (req.sampling.repeat_last_n < 0) req.sampling.repeat_last_n = n_ctx_slot_;  // Ollama: -1 = num_ctx
     if (req.n_predict < 0 || req.n_predict > 10 * n_ctx_slot_) {
         req.n_predict = 10 * n_ctx_slot_;  // Ollama bounds generation to 10 x num_ctx
@@ -295,6 +318,13 @@ EngineStats Engine::stats() {
     s.pooling        = ctx_ ? (int32_t) llama_pooling_type(ctx_) : -1;
     s.decode_calls   = decode_calls_.load();
     s.tokens_decoded = tokens_decoded_.load();
+    s.prompt_evaluated = prompt_evaluated_.load();
+    s.prompt_shared    = prompt_shared_.load();
+    s.prompt_restored  = prompt_restored_.load();
+    s.prompt_waits     = prompt_waits_.load();
+    s.draft_tokens     = draft_tokens_.load();
+    s.draft_accepted   = draft_accepted_.load();
+    if (prompt_cache_) s.cache = prompt_cache_->stats();
     return s;
 }
 
@@ -381,6 +411,8 @@ void Engine::start_slot(Slot & slot, std::unique_ptr<Job> job) {
     slot.pending_lp.clear();
     slot.generated.clear();
     slot.i_batch = -1;
+    slot.draft.clear();
+    slot.spec.reset(slot.job->req.draft_max);
 
     // Ollama semantics: a prompt that does not fit keeps its first num_keep (+BOS) tokens and the
     // most recent tail, shortened to num_ctx - max((num_ctx - num_keep) / 2, 1) tokens.
@@ -399,27 +431,39 @@ void Engine::start_slot(Slot & slot, std::unique_ptr<Job> job) {
     slot.done.prompt_tokens = (int32_t) slot.prompt.size();
     slot.done.media_tokens  = req.media ? req.media->n_media_tokens : 0;
 
-    llama_memory_t mem    = llama_get_memory(ctx_);
-    size_t         n_past = 0;
-    if (req.cache_prompt && slot.cache_lora == req.lora_scales) {
-        n_past = media_common_prefix(slot.cache, slot.cache_media, slot.prompt, slot.prompt_media);
+    slot.serial             = ++job_serial_;
+    slot.wait_for           = nullptr;
+    slot.n_prompt_done      = 0;
+    slot.done.cached_tokens = 0;
+    if (slot.prompt_media.empty() && slot.cache_media.empty()) {
+        slot.pos_delta = 0;
+        plan_prefix(slot);  // text only: own slot, any other slot's prefix, or the RAM cache
+    } else {
+        // media in the prompt or in this slot's cache: only this slot's own prefix (same image id
+        // and token count) is reused; positions follow the media chunks' n_pos
+        llama_memory_t mem    = llama_get_memory(ctx_);
+        size_t         n_past = 0;
+        if (req.cache_prompt && slot.cache_lora == req.lora_scales) {
+            n_past = media_common_prefix(slot.cache, slot.cache_media, slot.prompt, slot.prompt_media);
+        }
+        if (n_past == slot.prompt.size()) --n_past;  // always evaluate at least one token
+        n_past           = media_run_start(slot.prompt_media, n_past);
+        MediaSpans kept  = slot.cache_media;
+        int32_t    delta = media_truncate(kept, n_past);
+        if (!llama_memory_seq_rm(mem, slot.id, (llama_pos) n_past - delta, -1)) {
+            llama_memory_seq_rm(mem, slot.id, -1, -1);
+            n_past = 0;
+            kept.clear();
+            delta = 0;
+        }
+        slot.cache.resize(n_past);
+        slot.cache_media = std::move(kept);
+        slot.pos_delta   = delta;
+        slot.shared      = std::min(slot.shared, n_past);
+        slot.cache_lora         = req.lora_scales;
+        slot.n_prompt_done      = n_past;
+        slot.done.cached_tokens = (int32_t) n_past;
     }
-    if (n_past == slot.prompt.size()) --n_past;  // always evaluate at least one token
-    n_past           = media_run_start(slot.prompt_media, n_past);
-    MediaSpans kept  = slot.cache_media;
-    int32_t    delta = media_truncate(kept, n_past);
-    if (!llama_memory_seq_rm(mem, slot.id, (llama_pos) n_past - delta, -1)) {
-        llama_memory_seq_rm(mem, slot.id, -1, -1);
-        n_past = 0;
-        kept.clear();
-        delta = 0;
-    }
-    slot.cache.resize(n_past);
-    slot.cache_media = std::move(kept);
-    slot.pos_delta   = delta;
-    slot.cache_lora         = req.lora_scales;
-    slot.n_prompt_done      = n_past;
-    slot.done.cached_tokens = (int32_t) n_past;
 
     try {
         slot.smpl = make_sampler(*model_, req.sampling);
@@ -435,6 +479,136 @@ void Engine::start_slot(Slot & slot, std::unique_ptr<Job> job) {
     n_active_.fetch_add(1);
 }
 
+// Where a new prompt's evaluation starts: the longest prefix held by this slot's own cells, by any
+// other slot's cells (idle or generating; shared, not copied, in the unified pool), or by the RAM
+// prompt cache. When a slot still prefilling will hold a longer prefix, the slot waits for it
+// (poll_waiting) instead of evaluating the same tokens again. Cells this slot gives up are saved
+// to the RAM cache first.
+void Engine::plan_prefix(Slot & slot) {
+    const GenerateRequest & req    = slot.job->req;
+    const auto &            prompt = slot.prompt;
+    llama_memory_t          mem    = llama_get_memory(ctx_);
+    const size_t            cap    = prompt.size() - 1;  // always evaluate at least one token
+    const size_t            min_n  = (size_t) std::max(1, params_.share_min);
+    const bool              reuse  = req.cache_prompt;
+
+    size_t own = reuse && slot.cache_lora == req.lora_scales ? std::min(common_prefix(slot.cache, prompt), cap) : 0;
+    Slot * src = nullptr, *pend = nullptr;
+    size_t src_n = 0, pend_n = 0;
+    if (reuse && params_.share_prefix) {
+        for (auto & sp : slots_) {
+            Slot * o = sp.get();
+            if (o == &slot || o->cache_lora != req.lora_scales) continue;
+            const size_t n = std::min(common_prefix(o->cache, prompt), cap);
+            if (n > src_n) {
+                src_n = n;
+                src   = o;
+            }
+            if (o->state == Slot::State::Prefill && o->wait_for == nullptr && o->job) {
+                const size_t m = std::min(common_prefix(o->prompt, prompt), cap);
+                if (m > pend_n) {
+                    pend_n = m;
+                    pend   = o;
+                }
+            }
+        }
+    }
+    PromptCache::Match hit;
+    if (reuse && prompt_cache_) hit = prompt_cache_->find(prompt, req.lora_scales);
+    hit.n = std::min(hit.n, cap);
+
+    const size_t have = std::max({ own, src_n, hit.n });
+    if (pend != nullptr && pend_n >= have + min_n) {
+        slot.wait_for    = pend;
+        slot.wait_serial = pend->serial;
+        slot.wait_len    = pend_n;
+        prompt_waits_++;
+        return;
+    }
+    enum class From { Own, Share, Restore } from = From::Own;
+    if (hit.n > own && hit.n > src_n && hit.n >= min_n) {
+        from = From::Restore;
+    } else if (src != nullptr && src_n > own && src_n >= min_n) {
+        from = From::Share;
+    }
+    const size_t target = from == From::Own ? own : from == From::Share ? src_n : hit.n;
+    save_to_cache(slot, target);
+    if (prompt_cache_ && reuse && from != From::Restore && cap >= min_n) prompt_cache_->note_miss();
+
+    bool ok = true;
+    if (from == From::Share) {
+        share_from(slot, *src, src_n);
+    } else if (from == From::Restore) {
+        ok = restore_from_cache(slot, hit.id, hit.n);
+    } else if (!llama_memory_seq_rm(mem, slot.id, (llama_pos) own, -1)) {
+        ok = false;
+    } else {
+        slot.cache.resize(own);
+        slot.shared = std::min(slot.shared, own);
+    }
+    if (!ok) {
+        llama_memory_seq_rm(mem, slot.id, -1, -1);
+        slot.cache.clear();
+        slot.shared = 0;
+    }
+    slot.cache_lora         = req.lora_scales;
+    slot.n_prompt_done      = slot.cache.size();
+    slot.done.cached_tokens = (int32_t) slot.cache.size();
+}
+
+// Gives `dst` the first `n` cells of `src`: shared cells in the unified pool (metadata only), a
+// stream copy trimmed to `n` with a KV stream per slot.
+void Engine::share_from(Slot & dst, Slot & src, size_t n) {
+    llama_memory_t mem = llama_get_memory(ctx_);
+    llama_memory_seq_rm(mem, dst.id, -1, -1);
+    if (params_.kv_unified) {
+        llama_memory_seq_cp(mem, src.id, dst.id, 0, (llama_pos) n);
+        dst.shared = n;
+        src.shared = std::max(src.shared, n);
+    } else {
+        llama_memory_seq_cp(mem, src.id, dst.id, -1, -1);  // cross-stream copies are whole streams only
+        llama_memory_seq_rm(mem, dst.id, (llama_pos) n, -1);
+        dst.shared = 0;
+    }
+    dst.cache.assign(src.cache.begin(), src.cache.begin() + (std::ptrdiff_t) n);
+    prompt_shared_ += (int64_t) n;
+}
+
+bool Engine::restore_from_cache(Slot & slot, int64_t id, size_t n) {
+    llama_memory_t mem = llama_get_memory(ctx_);
+    llama_memory_seq_rm(mem, slot.id, -1, -1);
+    slot.cache.clear();
+    slot.shared = 0;
+    std::vector<int32_t> tokens;
+    if (!prompt_cache_->restore(ctx_, id, slot.id, tokens)) return false;
+    if (!llama_memory_seq_rm(mem, slot.id, (llama_pos) n, -1)) return false;
+    tokens.resize(n);
+    slot.cache = std::move(tokens);
+    prompt_restored_ += (int64_t) n;
+    return true;
+}
+
+// Before a slot gives up cells for another prompt: keep them in the RAM cache unless little is
+// lost or an entry already holds them all.
+void Engine::save_to_cache(Slot & slot, size_t keep) {
+    if (!prompt_cache_ || slot.cache.size() < keep + (size_t) std::max(1, params_.share_min)) return;
+    if (prompt_cache_->find(slot.cache, slot.cache_lora).n >= slot.cache.size()) return;
+    prompt_cache_->save(ctx_, slot.id, slot.cache, slot.cache_lora);
+}
+
+// Waiting slots attach once the slot they wait for has evaluated their prefix (or moved on).
+void Engine::poll_waiting() {
+    for (auto & sp : slots_) {
+        Slot & s = *sp;
+        if (s.state != Slot::State::Prefill || s.wait_for == nullptr) continue;
+        const Slot & p    = *s.wait_for;
+        const bool   same = p.serial == s.wait_serial && p.state != Slot::State::Idle;
+        if (same && p.state == Slot::State::Prefill && p.cache.size() < s.wait_len) continue;
+        s.wait_for = nullptr;
+        plan_prefix(s);
+    }
+}
+
 // Context full: shift (drop half after num_keep) when allowed, else stop with "length".
 bool Engine::make_room(Slot & slot) {
     if ((int32_t) slot.cache.size() + 1 <= n_ctx_slot_) return true;
@@ -446,7 +620,14 @@ bool Engine::make_room(Slot & slot) {
     const int32_t n_past    = (int32_t) slot.cache.size();
     const int32_t n_keep    = std::clamp(slot.job->req.n_keep, 0, n_ctx_slot_ - 4);
     const int32_t n_left    = n_past - n_keep;
-    const int32_t n_discard = std::max(1, n_left / 2);
+    int32_t       n_discard = std::max(1, n_left / 2);
+    // cells shared with other sequences never move: discard at least up to the end of the shared prefix
+    if ((int32_t) slot.shared > n_keep + n_discard) n_discard = (int32_t) slot.shared - n_keep;
+    if (n_discard >= n_left) {
+        finish(slot, "length");
+        return false;
+    }
+    slot.shared = std::min<size_t>(slot.shared, (size_t) n_keep);
     llama_memory_seq_rm(mem, slot.id, n_keep, n_keep + n_discard);
     llama_memory_seq_add(mem, slot.id, n_keep + n_discard, n_past, -n_discard);
     slot.cache.erase(slot.cache.begin() + n_keep, slot.cache.begin() + n_keep + n_discard);
@@ -460,6 +641,7 @@ void Engine::step() {
         Slot & s = *sp;
         if (s.state != Slot::State::Idle && s.job->ch->cancelled()) finish(s, "cancel");
     }
+    poll_waiting();
     // one adapter set per batch: take the set of the first active slot after the round-robin cursor
     std::vector<Slot *> active;
     for (size_t k = 0; k < slots_.size(); ++k) {
@@ -485,22 +667,27 @@ void Engine::step() {
     common_batch & batch = *batch_;
     batch.clear();
     std::vector<Slot *> in_batch;
-    // 1. every generating slot contributes its last sampled token, in slot order (stable layout)
+    // 1. every generating slot contributes its last sampled token, in slot order (stable layout),
+    //    followed by its speculative draft when it has one
+    int32_t n_gen = 0;
+    for (auto & sp : slots_) n_gen += sp->state == Slot::State::Generate ? 1 : 0;
     for (auto & sp : slots_) {
         Slot * s = sp.get();
         if (s->state == Slot::State::Idle) continue;
         if (s->state != Slot::State::Generate || s->job->req.lora_scales != lora) continue;
+        n_gen--;
         if (!make_room(*s)) continue;
         s->i_batch = batch.size();
         batch.add(s->last_token, s->pos(), s->id, true);
         s->cache.push_back(s->last_token);
+        add_draft(*s, batch, n_batch_ - batch.size() - n_gen);
         in_batch.push_back(s);
     }
     // 2. prompt chunks fill the rest, slots taken in round-robin order; at most one image per step
     //    is decoded (a separate decode for that slot), so the others' tokens wait one encode at most
     bool media_done = false;
     for (Slot * s : active) {
-        if (s->state != Slot::State::Prefill || s->job->req.lora_scales != lora) continue;
+        if (s->state != Slot::State::Prefill || s->wait_for != nullptr || s->job->req.lora_scales != lora) continue;
         if (!media_done && s->prompt_media.count(s->n_prompt_done)) {
             media_done = true;
             if (!step_media(*s)) continue;
@@ -520,6 +707,7 @@ void Engine::step() {
             s->n_prompt_done++;
             s->done.prompt_eval++;
         }
+        prompt_evaluated_ += (int64_t) n;
         in_batch.push_back(s);
     }
     if (batch.size() == 0) return;
@@ -542,11 +730,52 @@ void Engine::step() {
         if (s->state == Slot::State::Idle || s->i_batch < 0) continue;
         const int32_t idx = s->i_batch;
         s->i_batch        = -1;
-        sample_slot(*s, idx);
+        if (!s->draft.empty()) {
+            verify_draft(*s, idx);
+        } else {
+            sample_slot(*s, idx);
+        }
     }
 }
 
-void Engine::sample_slot(Slot & slot, int32_t i_batch) {
+// Proposes up to `room` draft tokens (n-gram lookup over the slot's tokens) right after its last
+// token in this step's batch; every draft position outputs logits for verification.
+void Engine::add_draft(Slot & slot, common_batch & batch, int32_t room) {
+    slot.draft.clear();
+    if (!slot.spec.active() || !slot.cache_media.empty()) return;  // no drafts over media positions
+    room = std::min(room, n_ctx_slot_ - (int32_t) slot.cache.size() - 1);
+    const int32_t left = slot.job->req.n_predict - slot.done.eval_count - 1;  // tokens still allowed after this one
+    room               = std::min(room, left);
+    if (room <= 0) return;
+    slot.draft = slot.spec.propose(slot.cache, room);
+    for (int32_t tok : slot.draft) {
+        batch.add(tok, (llama_pos) slot.cache.size(), slot.id, true);
+        slot.cache.push_back(tok);
+    }
+}
+
+// The sampler samples position by position, exactly as without a draft; a draft token is kept
+// while it equals what was sampled, and the cells after the first disagreement are dropped.
+void Engine::verify_draft(Slot & slot, int32_t i_batch) {
+    const std::vector<int32_t> draft = std::move(slot.draft);
+    slot.draft.clear();
+    const size_t n_draft = draft.size();
+    const size_t base    = slot.cache.size() - n_draft;  // cells up to and including last_token
+    size_t       kept    = 0;
+    for (size_t j = 0; j <= n_draft; ++j) {
+        const int32_t tok = sample_slot(slot, i_batch + (int32_t) j);
+        if (slot.state != Slot::State::Generate) break;  // finished (stop, length, EOG)
+        if (j == n_draft || tok != draft[j]) break;
+        ++kept;
+    }
+    llama_memory_seq_rm(llama_get_memory(ctx_), slot.id, (llama_pos) (base + kept), -1);
+    slot.cache.resize(base + kept);
+    slot.spec.update((int32_t) n_draft, (int32_t) kept);
+    draft_tokens_ += (int64_t) n_draft;
+    draft_accepted_ += (int64_t) kept;
+}
+
+int32_t Engine::sample_slot(Slot & slot, int32_t i_batch) {
     const GenerateRequest & req = slot.job->req;
     const llama_token       tok = common_sampler_sample(slot.smpl, ctx_, i_batch);
     common_sampler_accept(slot.smpl, tok, true);
@@ -588,7 +817,7 @@ void Engine::sample_slot(Slot & slot, int32_t i_batch) {
     if (model_->is_eog(tok) && !req.sampling.ignore_eos) {
         slot.generated.pop_back();
         finish(slot, "stop");
-        return;
+        return tok;
     }
     slot.last_token = tok;
     slot.pending += model_->token_to_piece(tok, false);
@@ -600,14 +829,15 @@ void Engine::sample_slot(Slot & slot, int32_t i_batch) {
         if (pos != std::string::npos) {
             slot.pending.resize(pos);
             finish(slot, "stop");
-            return;
+            return tok;
         }
     }
     if (req.n_predict >= 0 && slot.done.eval_count >= req.n_predict) {
         finish(slot, "length");
-        return;
+        return tok;
     }
     emit(slot, false);
+    return tok;
 }
 
 // Sends the decided part of the pending text: UTF-8 complete, no partial stop-string match.
@@ -648,8 +878,9 @@ void Engine::finish(Slot & slot, const std::string & reason) {
     slot.pending.clear();
     slot.pending_tokens.clear();
     slot.pending_lp.clear();
-    slot.state  = Slot::State::Idle;
-    slot.t_used = Clock::now();
+    slot.state    = Slot::State::Idle;
+    slot.wait_for = nullptr;
+    slot.t_used   = Clock::now();
     n_active_.fetch_sub(1);
 }
 
@@ -691,7 +922,8 @@ void Engine::fail_slot(Slot & slot, const std::string & err) {
         slot.smpl = nullptr;
     }
     if (slot.state != Slot::State::Idle) n_active_.fetch_sub(1);
-    slot.state = Slot::State::Idle;
+    slot.state    = Slot::State::Idle;
+    slot.wait_for = nullptr;
 }
 
 // Vision: encode the image the slot's prefill has reached and decode it into its sequence (on

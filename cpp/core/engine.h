@@ -18,6 +18,8 @@
 #include "media.h"
 #include "model.h"
 #include "rpc.h"
+#include "prompt_cache.h"
+#include "speculative.h"
 #include "sampler.h"
 
 struct llama_context;
@@ -43,6 +45,12 @@ struct EngineParams {
     std::string cache_type_v    = "f16";
     bool        embeddings      = false;  // embedding engine (pooled vectors, no generation)
     int32_t     pooling         = -1;     // -1: the model's pooling type
+    // Cross-slot prefix sharing: a new request starts from the longest prefix any slot holds (idle
+    // or generating); arrivals with the same long prefix wait for the one evaluating it.
+    bool        share_prefix    = true;
+    int32_t     share_min       = 32;     // shortest prefix worth sharing or waiting for (tokens)
+    int64_t     cache_ram_mib   = 8192;   // host-RAM prompt cache (A3S_POWER_CACHE_RAM); 0: off
+    int32_t     draft_max       = 0;      // n-gram speculative draft length for requests that do not say (0: off)
 };
 
 struct GenerateRequest {
@@ -58,6 +66,7 @@ struct GenerateRequest {
     int32_t                  top_logprobs = 0;     // 0..20
     std::vector<float>       lora_scales;          // one per adapter loaded with the model; empty: all 1.0
     std::shared_ptr<const MediaPrompt> media;      // a prompt with images (Projector::tokenize): replaces `prompt`
+    int32_t                  draft_max    = -1;    // speculative n-gram draft length: -1 engine default, 0 off, 1..64
 };
 
 struct EmbedRequest {
@@ -71,6 +80,13 @@ struct EngineStats {
     int64_t n_ctx = 0, n_batch = 0, n_ubatch = 0;
     int32_t pooling = -1;  // llama_pooling_type of an embedding engine (4 = rank)
     int64_t decode_calls = 0, tokens_decoded = 0;
+    int64_t prompt_evaluated = 0;  // prompt tokens decoded
+    int64_t prompt_shared    = 0;  // prompt tokens taken from another slot's KV cells
+    int64_t prompt_restored  = 0;  // prompt tokens restored from the RAM prompt cache
+    int64_t prompt_waits     = 0;  // requests that waited for another slot's prefill of their prefix
+    int64_t draft_tokens     = 0;  // speculative tokens proposed
+    int64_t draft_accepted   = 0;  // speculative tokens the sampler agreed with
+    PromptCacheStats cache;
     std::vector<int32_t> slot_cached_tokens;
 };
 
@@ -108,11 +124,20 @@ class Engine {
     bool admit(std::unique_lock<std::mutex> & lock);
     void start_slot(Slot & slot, std::unique_ptr<Job> job);
     void step();
-    void sample_slot(Slot & slot, int32_t i_batch);
+    int32_t sample_slot(Slot & slot, int32_t i_batch);
+    // speculative decoding: n-gram draft added to a generating slot's batch entry, then verified
+    void add_draft(Slot & slot, common_batch & batch, int32_t room);
+    void verify_draft(Slot & slot, int32_t i_batch);
     void emit(Slot & slot, bool flush);
     void finish(Slot & slot, const std::string & reason);
     void fail_slot(Slot & slot, const std::string & err);
     bool make_room(Slot & slot);
+    // prefix reuse at admission: own cache, another slot's cells, the RAM cache, or wait
+    void plan_prefix(Slot & slot);
+    void share_from(Slot & dst, Slot & src, size_t n);
+    bool restore_from_cache(Slot & slot, int64_t id, size_t n);
+    void save_to_cache(Slot & slot, size_t keep);
+    void poll_waiting();
     void run_embed(EmbedJob & job);
     bool rpc_lost();  // checks for a lost RPC worker after a decode; ends every request if so
     bool step_media(Slot & slot);  // vision: decode the media chunk a prefilling slot has reached
@@ -137,6 +162,10 @@ class Engine {
     std::vector<float>                  current_lora_;
     size_t                              rr_ = 0;
     std::atomic<int64_t>                decode_calls_{0}, tokens_decoded_{0};
+    std::atomic<int64_t>                draft_tokens_{0}, draft_accepted_{0};
+    std::atomic<int64_t>                prompt_evaluated_{0}, prompt_shared_{0}, prompt_restored_{0}, prompt_waits_{0};
+    std::unique_ptr<PromptCache>        prompt_cache_;
+    uint64_t                            job_serial_ = 0;
     std::atomic<int32_t>                n_active_{0};
     std::thread                         thread_;
 };

@@ -336,6 +336,12 @@ class GenerateRequest:
     def __init__(self) -> None:
         ...
     @property
+    def draft_max(self) -> int:
+        ...
+    @draft_max.setter
+    def draft_max(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
     def lora_scales(self) -> list[float]:
         ...
     @lora_scales.setter
@@ -417,7 +423,20 @@ class EngineParams:
     cache_type_v: str
     embeddings: bool
     kv_unified: bool
+    share_prefix: bool
     def __init__(self) -> None:
+        ...
+    @property
+    def cache_ram_mib(self) -> int:
+        ...
+    @cache_ram_mib.setter
+    def cache_ram_mib(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def draft_max(self) -> int:
+        ...
+    @draft_max.setter
+    def draft_max(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
     def flash_attn(self) -> int:
@@ -472,6 +491,12 @@ class EngineParams:
         ...
     @pooling.setter
     def pooling(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def share_min(self) -> int:
+        ...
+    @share_min.setter
+    def share_min(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
 class Channel:
     def cancel(self) -> None:

@@ -85,6 +85,8 @@ class GenerationOptions:
     lora_scales: list[float] = field(
         default_factory=list, metadata=_native_field("lora_scales", convert=list)
     )
+    # speculative n-gram drafting: tokens proposed per step (-1: the server's A3S_POWER_SPECULATIVE, 0: off)
+    draft_max: int = field(default=-1, metadata=_native_field("draft_max"))
     runner: RunnerOptions = field(default_factory=RunnerOptions, metadata=_native_field(""))
 
     def to_request(

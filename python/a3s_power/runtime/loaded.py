@@ -173,6 +173,10 @@ def load_model(
     rpc_servers: tuple[str, ...] = (),
     tensor_split: str = "",
     projector_path: str | os.PathLike[str] | None = None,
+    share_prefix: bool = True,
+    cache_ram_mib: int = 8192,
+    kv_unified: bool | None = None,
+    draft_max: int = 0,
 ) -> LoadedModel:
     """Load a GGUF file and start its engine. Raises ModelLoadError with a readable reason.
 
@@ -186,6 +190,12 @@ def load_model(
 
     `projector_path`: an mmproj GGUF (vision / audio), loaded into mtmd with the model's threads,
     GPU use and flash-attention setting.
+    `share_prefix` lets a request start from the longest prefix any slot holds (the unified pool
+    shares the cells); `cache_ram_mib` bounds the host-RAM prompt cache of evicted slot states
+    (A3S_POWER_CACHE_RAM; 0 turns it off). `kv_unified` None: one pool unless `batch_invariant`
+    (with `batch_invariant=True, kv_unified=True` slots share cells and kernels stay row-independent).
+    `draft_max` is the n-gram speculative draft length of requests that do not set `draft_max`
+    (A3S_POWER_SPECULATIVE; 0: off).
     """
     if kv_cache_type not in ("", "f16", "f32", "bf16") and flash_attention is False:
         raise ModelLoadError(f"a quantized KV cache ({kv_cache_type}) needs flash attention")
@@ -235,9 +245,12 @@ def load_model(
     ep.n_threads = num_thread
     ep.embeddings = embedding
     ep.max_queue = max_queue
-    ep.kv_unified = not batch_invariant
+    ep.kv_unified = (not batch_invariant) if kv_unified is None else kv_unified
     ep.flash_attn = -1 if flash_attention is None else int(flash_attention)
     ep.cache_type_k = ep.cache_type_v = kv_cache_type or "f16"
+    ep.share_prefix = share_prefix
+    ep.cache_ram_mib = max(0, cache_ram_mib)
+    ep.draft_max = min(max(0, draft_max), 64)
     if pooling:
         if pooling not in _POOLING:
             raise InvalidRequest(f"unknown pooling {pooling!r}; expected one of {sorted(_POOLING)}")

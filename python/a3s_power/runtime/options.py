@@ -37,7 +37,7 @@ Options = GenerationOptions  # the one options type: sampling + request flags + 
 # Request options Ollama's FromMap knows: the Modelfile parameters plus the legacy ones it still
 # accepts (mirostat is honoured here; the rest are accepted and ignored).
 _FLOAT = FLOAT_PARAMETERS | {"mirostat_tau", "mirostat_eta", "tfs_z"}
-_INT = INT_PARAMETERS | {"mirostat", "num_gqa"}
+_INT = INT_PARAMETERS | {"mirostat", "num_gqa", "draft_max"}
 _BOOL = BOOL_PARAMETERS | {"penalize_newline", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only",
                            "use_mlock", "embedding_only"}  # fmt: skip
 _RUNNER = frozenset(f.name for f in fields(RunnerOptions))

@@ -44,6 +44,8 @@ class LoadSpec:
     rpc_servers: tuple[str, ...] = ()  # ggml RPC workers to split the model across (serve --rpc)
     tensor_split: str = ""  # "local,worker1,...": layer shares ("" = by free memory)
     projector_path: str | None = None  # mmproj GGUF (vision)
+    cache_ram_mib: int = 8192
+    draft_max: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,8 @@ def _load(spec: LoadSpec) -> LoadedModel:
         rpc_servers=spec.rpc_servers,
         tensor_split=spec.tensor_split,
         projector_path=spec.projector_path,
+        cache_ram_mib=spec.cache_ram_mib,
+        draft_max=spec.draft_max,
         max_queue=1 << 20,  # the scheduler's queue is the one that answers 503
     )
 

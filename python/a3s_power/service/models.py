@@ -101,6 +101,8 @@ def load_plan(
         kv_cache_type=settings.kv_cache_type,
         rpc_servers=settings.rpc_servers,
         projector_path=_projector_path(model) if not embedding else None,
+        cache_ram_mib=settings.cache_ram_mib,
+        draft_max=settings.draft_max,
         **runner,
     )
     return merged, spec

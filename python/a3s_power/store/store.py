@@ -66,6 +66,8 @@ class ModelStore:
     def __init__(self, root: Path | str | None = None, env: Mapping[str, str] | None = None) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.layout = StoreLayout(root if root is not None else default_models_root(self.env))
+        # list_models: entries of unchanged manifests (same mtime and size) are not re-read
+        self._entries: dict[Path, tuple[tuple[int, int], ModelEntry]] = {}
 
     @property
     def root(self) -> Path:
@@ -156,21 +158,27 @@ class ModelStore:
             if not is_valid_name(text):
                 continue
             try:
+                st = path.stat()
+                key = (st.st_mtime_ns, st.st_size)
+                cached = self._entries.get(path)
+                if cached is not None and cached[0] == key and cached[1].name == ModelName(*parts):
+                    entries.append(cached[1])
+                    continue
                 raw = path.read_bytes()
                 manifest = Manifest.from_bytes(raw)
-                mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+                mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC)
             except (OSError, StoreError):
                 continue
-            entries.append(
-                ModelEntry(
-                    name=ModelName(*parts),
-                    manifest=manifest,
-                    digest=sha256_bytes(raw).removeprefix("sha256:"),
-                    size=manifest.total_size(),
-                    modified_at=mtime,
-                    config=self.read_config(manifest),
-                )
+            entry = ModelEntry(
+                name=ModelName(*parts),
+                manifest=manifest,
+                digest=sha256_bytes(raw).removeprefix("sha256:"),
+                size=manifest.total_size(),
+                modified_at=mtime,
+                config=self.read_config(manifest),
             )
+            self._entries[path] = (key, entry)
+            entries.append(entry)
         entries.sort(key=lambda e: e.modified_at, reverse=True)
         return entries
 
