@@ -103,7 +103,8 @@ def test_list_prints_ollamas_table(cli: Cli, http: httpx.Client) -> None:
     assert 10 <= size_mb < 1000, "the expected SIZE below assumes a model of tens of MB"
     assert row[1] == info["digest"][:12]
     assert row[2] == f"{size_mb} MB"
-    assert re.fullmatch(r"(1 second|\d+ seconds|Less than a second|About a minute|\d+ minutes) ago", row[3]), row
+    ago = r"(1 second|\d+ seconds|Less than a second|About a minute|\d+ minutes) ago"
+    assert re.fullmatch(ago, row[3]), row
     columns_align(proc.stdout)
     assert proc.stderr == ""
 
