@@ -6,12 +6,12 @@ import orjson
 import pytest
 
 from _store_helpers import collect, smollm2_path, write_tiny_gguf, write_tiny_llama_gguf
+from a3s_power.api.ollama.show import show_builtins as show_model
 from a3s_power.store.create import CreateRequest, create_events, create_model, stage_modelfile_request
 from a3s_power.store.errors import BlobNotFound, CreateError, ModelNotFound
 from a3s_power.store.gguf import read_gguf
 from a3s_power.store.manifest import CONFIG_V1, MANIFEST_V2, MEDIA_LICENSE, MEDIA_MODEL, MEDIA_PARAMS
 from a3s_power.store.modelfile import parse_modelfile
-from a3s_power.store.show import show_model
 from a3s_power.store.store import ModelStore
 
 

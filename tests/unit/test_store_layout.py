@@ -6,15 +6,17 @@ import shutil
 import time
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 
 from _store_helpers import FIXTURES
+from a3s_power.api.ollama.show import list_model
+from a3s_power.api.ollama.show import show_builtins as show_model
 from a3s_power.store.errors import InvalidModelName, ModelNotFound, StoreError
 from a3s_power.store.layout import default_models_root
 from a3s_power.store.manifest import Manifest
 from a3s_power.store.names import parse_name
-from a3s_power.store.show import show_model
 from a3s_power.store.store import ModelStore
 
 
@@ -51,7 +53,7 @@ def test_existing_ollama_store_is_read_unchanged(ollama_store: ModelStore) -> No
     ]
     tiny = next(e for e in entries if e.name.display_shortest() == "tiny:latest")
     raw = (ollama_store.root / "manifests/registry.ollama.ai/library/tiny/latest").read_bytes()
-    api = tiny.to_api()
+    api = msgspec.to_builtins(list_model(tiny))
     assert api["digest"] == hashlib.sha256(raw).hexdigest()
     assert api["size"] == Manifest.from_bytes(raw).total_size()
     assert api["details"] == {

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from a3s_power.store.errors import InvalidGGUF
-from a3s_power.store.gguf import GGUFInfo, read_gguf, read_gguf_header
+from a3s_power.store.gguf import GGUFInfo, read_gguf_header
 from a3s_power.store.manifest import (
     MEDIA_ADAPTER,
     MEDIA_DRAFT,
@@ -20,11 +20,10 @@ from a3s_power.store.manifest import (
     MEDIA_SYSTEM,
     MEDIA_TEMPLATE,
 )
-from a3s_power.store.model_config import details_from_config
 from a3s_power.store.modelfile import Command, Modelfile
 from a3s_power.store.names import ModelName
 from a3s_power.store.parameters import format_parameter_line, params_to_modelfile_value
-from a3s_power.store.store import ModelStore, format_time
+from a3s_power.store.store import ModelStore
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
 
@@ -109,43 +108,6 @@ class ModelView:
         for key in sorted(self.parameters):
             lines += format_parameter_line(key, self.parameters[key])
         return "\n".join(lines)
-
-
-def show_model(store: ModelStore, name: str | ModelName, *, verbose: bool = False) -> dict[str, Any]:
-    """The /api/show response body."""
-    view = ModelView(store, name)
-    info = view.gguf()
-    parent = next((x.from_ for x in view.manifest.layers_of(MEDIA_MODEL) if x.from_), "")
-    template = view.template
-    if template is None:
-        template = info.chat_template if info is not None and info.chat_template else DEFAULT_TEMPLATE
-    response: dict[str, Any] = {
-        "license": "\n".join(view.licenses),
-        "modelfile": view.modelfile(),
-        "parameters": view.parameters_text(),
-        "template": template,
-        "details": details_from_config(view.config, parent_model=parent),
-        "model_info": info.model_info(verbose=verbose) if info is not None else {},
-        "capabilities": capabilities(view, info),
-        "modified_at": format_time(store.manifest_mtime(view.name)),
-    }
-    if view.system is not None:
-        response["system"] = view.system
-    if view.messages:
-        response["messages"] = view.messages
-    for key in ("renderer", "parser", "requires"):
-        if view.config.get(key):
-            response[key] = view.config[key]
-    if view.projector_paths:
-        try:
-            response["projector_info"] = read_gguf(view.projector_paths[0], check_data=False).model_info()
-        except InvalidGGUF:
-            response["projector_info"] = {}
-    if verbose and info is not None:
-        response["tensors"] = [
-            {"name": t.name, "type": t.type_name, "shape": list(t.shape)} for t in info.tensors
-        ]
-    return response
 
 
 def is_jinja(template: str) -> bool:

@@ -19,8 +19,7 @@ from a3s_power.store.blobs import import_file_as_blob, incoming_is_orphaned, sha
 from a3s_power.store.errors import InvalidModelName, ModelNotFound, StoreError
 from a3s_power.store.layout import PARTIAL_MARK, StoreLayout, default_models_root
 from a3s_power.store.locks import TransferLock
-from a3s_power.store.manifest import MEDIA_MODEL, Layer, Manifest
-from a3s_power.store.model_config import details_from_config
+from a3s_power.store.manifest import Layer, Manifest
 from a3s_power.store.names import ModelName, is_valid_name, normalize_digest, parse_name
 
 PRUNE_MIN_AGE_S = 3600.0
@@ -37,29 +36,10 @@ class ModelEntry:
     modified_at: dt.datetime
     config: dict[str, Any]
 
-    def to_api(self) -> dict[str, Any]:
-        short = self.name.display_shortest()
-        return {
-            "name": short,
-            "model": short,
-            "modified_at": format_time(self.modified_at),
-            "size": self.size,
-            "digest": self.digest,
-            "details": details_from_config(self.config, parent_model=_parent_model(self.manifest)),
-        }
-
 
 def format_time(moment: dt.datetime) -> str:
     """RFC 3339 with the local offset, like Go's time.Time JSON (`2024-05-01T10:00:00.123456789+02:00`)."""
     return moment.astimezone().isoformat()
-
-
-def _parent_model(manifest: Manifest) -> str:
-    """The model layer's `from` (the base model a create started from), as Ollama reports it."""
-    for layer in manifest.layers:
-        if layer.media_type == MEDIA_MODEL:
-            return layer.from_
-    return ""
 
 
 class ModelStore:

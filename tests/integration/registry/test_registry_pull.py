@@ -12,10 +12,10 @@ import orjson
 import pytest
 
 from _store_helpers import collect, free_port, write_tiny_gguf
+from a3s_power.api.ollama.show import show_builtins as show_model
 from a3s_power.registry import RegistryUnreachable, pull_model
 from a3s_power.store.errors import DigestMismatch
 from a3s_power.store.manifest import MEDIA_MODEL
-from a3s_power.store.show import show_model
 from a3s_power.store.store import ModelStore
 from fake_registry import TOKEN, FakeRegistry, publish, pull_options, start_pull_process
 

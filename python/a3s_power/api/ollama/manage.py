@@ -55,7 +55,7 @@ async def show_model(request: Request[Any, Any, Any]) -> Response[Any]:
     shown = await service.show(_state(request).store, body.target, verbose=bool(body.verbose))
     devices = running.devices_of(_state(request), body.target)
     if devices:  # loaded split across RPC workers
-        shown["devices"] = devices
+        shown.devices = devices
     return Response(shown, media_type=JSON)
 
 

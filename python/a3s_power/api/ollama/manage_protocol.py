@@ -94,6 +94,50 @@ class ModelDetails(msgspec.Struct, kw_only=True):
     embedding_length: int | UnsetType = UNSET
 
 
+class ListModel(msgspec.Struct, kw_only=True):
+    """One entry of `/api/tags` (Ollama's ListModelResponse)."""
+
+    name: str
+    model: str
+    modified_at: str
+    size: int
+    digest: str
+    details: ModelDetails
+
+
+class ListResponse(msgspec.Struct):
+    """`/api/tags`."""
+
+    models: list[ListModel]
+
+
+class ShowTensor(msgspec.Struct):
+    name: str
+    type: str
+    shape: list[int]
+
+
+class ShowResponse(msgspec.Struct, kw_only=True):
+    """`/api/show`, fields in the order of Ollama's ShowResponse; absent ones are not written."""
+
+    license: str
+    modelfile: str
+    parameters: str
+    template: str
+    system: str | UnsetType = UNSET
+    renderer: str | UnsetType = UNSET
+    parser: str | UnsetType = UNSET
+    details: ModelDetails
+    messages: list[dict[str, Any]] | UnsetType = UNSET
+    model_info: dict[str, Any]
+    projector_info: dict[str, Any] | UnsetType = UNSET
+    tensors: list[ShowTensor] | UnsetType = UNSET
+    capabilities: list[str]
+    modified_at: str
+    requires: str | UnsetType = UNSET
+    devices: list[dict[str, Any]] | UnsetType = UNSET  # loaded split across RPC workers: bytes per device
+
+
 class ProcessModel(msgspec.Struct, kw_only=True):
     name: str
     model: str

@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
+from a3s_power.api.ollama.manage_protocol import ListResponse, ShowResponse
+from a3s_power.api.ollama.show import list_model, show_response
 from a3s_power.errors import InvalidRequest, PowerError
 from a3s_power.errors import ModelNotFound as AnyModelNotFound
 from a3s_power.registry import options_from_env, pull_model, push_model
@@ -21,7 +23,6 @@ from a3s_power.store.create import CreateRequest, create_model
 from a3s_power.store.errors import BlobNotFound, InvalidModelName, StoreFull, is_disk_full
 from a3s_power.store.names import ModelName, normalize_digest, parse_name
 from a3s_power.store.parameters import go_quote  # Go's %q of a string
-from a3s_power.store.show import show_model
 from a3s_power.store.store import ModelStore
 
 Event = dict[str, Any]
@@ -37,19 +38,19 @@ class NotFound(PowerError):
 
 
 # -- list / show ----------------------------------------------------------------------------------
-async def list_tags(store: ModelStore) -> dict[str, Any]:
+async def list_tags(store: ModelStore) -> ListResponse:
     """`/api/tags`: every local model, newest first."""
     entries = await asyncio.to_thread(store.list_models)
-    return {"models": [entry.to_api() for entry in entries]}
+    return ListResponse([list_model(entry) for entry in entries])
 
 
-async def show(store: ModelStore, model: str, *, verbose: bool = False) -> dict[str, Any]:
+async def show(store: ModelStore, model: str, *, verbose: bool = False) -> ShowResponse:
     """`/api/show`: 400 `model is required`, 400 `invalid model name`, 404 `model 'x' not found`."""
     if not model:
         raise InvalidRequest("model is required")
     parse_name(model)
     try:
-        return await asyncio.to_thread(show_model, store, model, verbose=verbose)
+        return await asyncio.to_thread(show_response, store, model, verbose=verbose)
     except AnyModelNotFound as exc:
         raise NotFound(f"model '{model}' not found") from exc
 
