@@ -48,7 +48,7 @@ def rpc_server(
         ggml device names to serve (e.g. CPU, CUDA0; comma-separated or repeated); default: the
         accelerators, else the CPU.
     """
-    from a3s_power import _native
+    from a3s_power.runtime import rpc
 
     if host == "localhost":
         host = "127.0.0.1"
@@ -62,13 +62,13 @@ def rpc_server(
     # the server blocks in C++ for the life of the process: let SIGINT/SIGTERM end it at once
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    major, minor, patch = _native.rpc_protocol_version()
+    major, minor, patch = rpc.protocol()
     print(
         f"a3s-power rpc-server on {host}:{port} (ggml RPC protocol {major}.{minor}.{patch})",
         file=sys.stderr,
         flush=True,
     )
     try:
-        _native.rpc_serve(host, port, cache, threads, devices, mem * 1024 * 1024)
-    except _native.RpcError as exc:
+        rpc.serve_worker(host, port, cache, threads, devices, mem * 1024 * 1024)
+    except rpc.RpcServeError as exc:
         sys.exit(f"Error: {exc}")

@@ -218,3 +218,16 @@ def device_summary(memory: list[dict[str, Any]]) -> list[dict[str, Any]]:
             device["description"] = descriptions[name]
         out.append(device)
     return out
+
+
+class RpcServeError(RuntimeError):
+    """The RPC worker could not start (busy port, bad address, unknown device)."""
+
+
+def serve_worker(host: str, port: int, cache: str, threads: int, devices: list[str], mem_bytes: int) -> None:
+    """Serve this machine's backend to remote `serve` processes; blocks for the life of the process."""
+    native = _native_module()
+    try:
+        native.rpc_serve(host, port, cache, threads, devices, mem_bytes)
+    except native.RpcError as exc:
+        raise RpcServeError(str(exc)) from None

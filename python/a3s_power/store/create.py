@@ -251,9 +251,7 @@ def _quantize(
     if info.file_type not in QUANTIZABLE_SOURCES:
         raise CreateError("quantization is only supported for F16, BF16 and F32 models")
     try:
-        from a3s_power import _native  # type: ignore[attr-defined]
-
-        quantize_fn = _native.quantize
+        from a3s_power.runtime.quantize import quantize as quantize_fn
     except (ImportError, AttributeError) as exc:
         raise CreateError("quantization needs the native module, which is not available") from exc
     total = layer.size

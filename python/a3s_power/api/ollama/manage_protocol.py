@@ -94,6 +94,13 @@ class ModelDetails(msgspec.Struct, kw_only=True):
     embedding_length: int | UnsetType = UNSET
 
 
+class VersionResponse(msgspec.Struct):
+    """`/api/version` (`a3s_power`: this server's own version, beside the Ollama API version it speaks)."""
+
+    version: str
+    a3s_power: str
+
+
 class ListModel(msgspec.Struct, kw_only=True):
     """One entry of `/api/tags` (Ollama's ListModelResponse)."""
 

@@ -12,7 +12,7 @@ from a3s_power.api.auth import PUBLIC
 from a3s_power.api.errors import decode_body
 from a3s_power.api.ollama import embeddings as embedding_service
 from a3s_power.api.ollama import generation, running
-from a3s_power.api.ollama.manage_protocol import ProcessResponse
+from a3s_power.api.ollama.manage_protocol import ProcessResponse, VersionResponse
 from a3s_power.api.ollama.protocol import (
     ChatRequest,
     EmbeddingResponse,
@@ -43,8 +43,8 @@ def root_head() -> None:
 
 
 @get("/api/version", sync_to_thread=False)
-def version() -> dict[str, str]:
-    return {"version": OLLAMA_API_VERSION, "a3s_power": __version__}
+def version() -> VersionResponse:
+    return VersionResponse(OLLAMA_API_VERSION, __version__)
 
 
 @head("/api/version", sync_to_thread=False)
