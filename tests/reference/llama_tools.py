@@ -15,6 +15,7 @@ llama.cpp source, the compiler and the static libraries it links:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -22,16 +23,25 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def cache_root() -> Path:
-    env = os.environ.get("A3S_POWER_BUILD_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "a3s-power"
+def _provision_module() -> ModuleType:
+    """cmake/provision_llama_cpp.py (not a package): its cache dir and file digest are ours too."""
+    spec = importlib.util.spec_from_file_location(
+        "provision_llama_cpp", REPO / "cmake" / "provision_llama_cpp.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_provision = _provision_module()
+cache_root = _provision.cache_root
+sha256_of = _provision.sha256_of
 
 
 def build_dir() -> Path | None:
@@ -81,14 +91,6 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()[:16]
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _link_against_build(bdir: Path, src: Path, cxx: str, version: str) -> Path | None:
     lib = bdir / "third_party" / "llama.cpp"
     libs = [
@@ -100,7 +102,7 @@ def _link_against_build(bdir: Path, src: Path, cxx: str, version: str) -> Path |
     if not all(p.exists() for p in libs):
         return None
     driver = src / "examples/simple/simple.cpp"
-    key = _digest("link", str(src), driver.read_bytes(), cxx, version, *(_file_digest(p) for p in libs))
+    key = _digest("link", str(src), driver.read_bytes(), cxx, version, *(sha256_of(p) for p in libs))
     out = cache_root() / "llama-simple" / key / "llama-simple"
     if out.exists():
         return out
