@@ -254,7 +254,7 @@ class Server:
         }
 
     def prompt_evaluated(self) -> int:
-        text = httpx.get(f"{self.client.base_url}metrics", timeout=10).text
+        text = httpx.get(self.client.base_url.join("/metrics"), timeout=10).text
         m = re.search(r"^llamacpp:prompt_tokens_total (\S+)$", text, re.M)
         return int(float(m.group(1))) if m else -1
 
