@@ -195,7 +195,8 @@ class Server:
         self.client = httpx.AsyncClient(
             base_url=f"http://{HOST}:{self.port}",
             timeout=httpx.Timeout(900.0),
-            limits=httpx.Limits(max_connections=64),
+            # one connection per request: llama-server dropped a reused keep-alive one mid-run
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
         )
 
     async def wait_ready(self) -> None:
