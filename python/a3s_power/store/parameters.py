@@ -29,9 +29,8 @@ DEPRECATED_PARAMETERS = frozenset(
     {"penalize_newline", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "mirostat",
      "mirostat_tau", "mirostat_eta"}
 )  # fmt: skip
-KNOWN_PARAMETERS = (
-    INT_PARAMETERS | FLOAT_PARAMETERS | BOOL_PARAMETERS | LIST_PARAMETERS | SPLIT_PARAMETERS | STRING_PARAMETERS
-)
+_SCALAR_PARAMETERS = INT_PARAMETERS | FLOAT_PARAMETERS | BOOL_PARAMETERS
+KNOWN_PARAMETERS = _SCALAR_PARAMETERS | LIST_PARAMETERS | SPLIT_PARAMETERS | STRING_PARAMETERS
 
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
 _FLOAT_RE = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$|^[+-]?(inf|infinity|nan)$", re.I)
