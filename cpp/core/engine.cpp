@@ -667,6 +667,7 @@ void Engine::step() {
     common_batch & batch = *batch_;
     batch.clear();
     std::vector<Slot *> in_batch;
+    const auto          t_step = Clock::now();  // drafting, decode and sampling: the cost gate's step time
     // 1. every generating slot contributes its last sampled token, in slot order (stable layout),
     //    followed by its speculative draft when it has one
     int32_t n_gen = 0;
@@ -686,6 +687,7 @@ void Engine::step() {
     // 2. prompt chunks fill the rest, slots taken in round-robin order; at most one image per step
     //    is decoded (a separate decode for that slot), so the others' tokens wait one encode at most
     bool media_done = false;
+    bool has_prompt = false;  // a step with prompt tokens says nothing about a generating step's cost
     for (Slot * s : active) {
         if (s->state != Slot::State::Prefill || s->wait_for != nullptr || s->job->req.lora_scales != lora) continue;
         if (!media_done && s->prompt_media.count(s->n_prompt_done)) {
@@ -709,6 +711,7 @@ void Engine::step() {
         }
         prompt_evaluated_ += (int64_t) n;
         in_batch.push_back(s);
+        has_prompt = true;
     }
     if (batch.size() == 0) return;
 
@@ -726,15 +729,31 @@ void Engine::step() {
         }
         return;
     }
+    std::vector<std::pair<Slot *, std::pair<int32_t, int32_t>>> produced;  // slot, (tokens, drafted)
     for (Slot * s : in_batch) {
         if (s->state == Slot::State::Idle || s->i_batch < 0) continue;
         const int32_t idx = s->i_batch;
         s->i_batch        = -1;
+        const bool generating = s->state == Slot::State::Generate;
         if (!s->draft.empty()) {
-            verify_draft(*s, idx);
+            const int32_t n_draft = (int32_t) s->draft.size();
+            const int32_t kept    = verify_draft(*s, idx);
+            produced.push_back({s, {1 + kept, n_draft}});
         } else {
             sample_slot(*s, idx);
+            if (generating) produced.push_back({s, {1, 0}});
         }
+    }
+    if (!has_prompt) observe_step_cost(produced, ns_between(t_step, Clock::now()));
+}
+
+// The cost gate's input: every generating slot of a pure generation step learns what the step
+// cost per token it produced, with or without its draft.
+void Engine::observe_step_cost(const std::vector<std::pair<Slot *, std::pair<int32_t, int32_t>>> & produced,
+                               int64_t ns) {
+    for (const auto & [slot, counts] : produced) {
+        if (slot->state == Slot::State::Idle) continue;  // finished this step: nothing more to tune
+        slot->spec.observe(ns, counts.first, counts.second);
     }
 }
 
@@ -756,7 +775,7 @@ void Engine::add_draft(Slot & slot, common_batch & batch, int32_t room) {
 
 // The sampler samples position by position, exactly as without a draft; a draft token is kept
 // while it equals what was sampled, and the cells after the first disagreement are dropped.
-void Engine::verify_draft(Slot & slot, int32_t i_batch) {
+int32_t Engine::verify_draft(Slot & slot, int32_t i_batch) {
     const std::vector<int32_t> draft = std::move(slot.draft);
     slot.draft.clear();
     const size_t n_draft = draft.size();
@@ -773,6 +792,7 @@ void Engine::verify_draft(Slot & slot, int32_t i_batch) {
     slot.spec.update((int32_t) n_draft, (int32_t) kept);
     draft_tokens_ += (int64_t) n_draft;
     draft_accepted_ += (int64_t) kept;
+    return (int32_t) kept;
 }
 
 int32_t Engine::sample_slot(Slot & slot, int32_t i_batch) {

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "channel.h"
@@ -127,7 +128,9 @@ class Engine {
     int32_t sample_slot(Slot & slot, int32_t i_batch);
     // speculative decoding: n-gram draft added to a generating slot's batch entry, then verified
     void add_draft(Slot & slot, common_batch & batch, int32_t room);
-    void verify_draft(Slot & slot, int32_t i_batch);
+    int32_t verify_draft(Slot & slot, int32_t i_batch);  // tokens of the draft kept
+    void    observe_step_cost(const std::vector<std::pair<Slot *, std::pair<int32_t, int32_t>>> & produced,
+                              int64_t ns);
     void emit(Slot & slot, bool flush);
     void finish(Slot & slot, const std::string & reason);
     void fail_slot(Slot & slot, const std::string & err);

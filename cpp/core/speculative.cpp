@@ -15,7 +15,8 @@ std::vector<int32_t> ngram_lookup(const std::vector<int32_t> & context, int32_t 
         for (int64_t start = n - g - 1; start >= 0; --start) {
             if (!std::equal(suffix, suffix + g, context.data() + start)) continue;
             const int64_t from = start + g;
-            const int64_t to   = std::min<int64_t>(from + n_draft, n);
+            const int64_t cap  = std::min<int64_t>(n_draft, 4 * (g - ngram_min + 1));
+            const int64_t to   = std::min<int64_t>(from + cap, n);
             out.assign(context.begin() + from, context.begin() + to);
             if (!out.empty()) return out;
         }
@@ -29,13 +30,42 @@ void DraftState::reset(int32_t draft_max) {
     n_cur = std::min(n_max, 4);
 }
 
-std::vector<int32_t> DraftState::propose(const std::vector<int32_t> & context, int32_t room) {
-    if (n_max <= 0 || room <= 0) return {};
+bool DraftState::want_draft() {
+    if (n_max <= 0) return false;
     if (cooldown > 0) {
         --cooldown;
-        return {};
+        return false;
     }
+    // until plain steps have been timed, every 4th step goes without a draft (the baseline)
+    return !(n_plain < 4 && (++n_steps % 4) == 0);
+}
+
+std::vector<int32_t> DraftState::propose(const std::vector<int32_t> & context, int32_t room) {
+    if (room <= 0 || !want_draft()) return {};
     return ngram_lookup(context, std::min(n_cur, room));
+}
+
+void DraftState::observe(int64_t ns, int32_t n_produced, int32_t n_drafted) {
+    if (n_max <= 0 || n_produced <= 0 || ns <= 0) return;
+    const double per_token = (double) ns / n_produced;
+    constexpr double alpha = 0.15;
+    if (n_drafted == 0) {
+        ns_plain = n_plain == 0 ? per_token : ns_plain + alpha * (per_token - ns_plain);
+        n_plain++;
+        return;
+    }
+    ns_draft = n_draft == 0 ? per_token : ns_draft + alpha * (per_token - ns_draft);
+    n_draft++;
+    // judged after a few drafts against the plain baseline: no faster per token, no drafting
+    if (n_draft >= 6 && n_plain >= 4) {
+        if (ns_draft > 0.97 * ns_plain) {
+            n_off    = std::min(n_off + 1, 8);
+            cooldown = 16 << n_off;
+            n_draft  = 0;  // the next probe measures afresh
+        } else if (n_off > 0 && n_draft >= 32) {
+            n_off--;  // paying steadily: a later failure backs off less
+        }
+    }
 }
 
 void DraftState::update(int32_t n_drafted, int32_t n_accepted) {
