@@ -127,9 +127,17 @@ struct Engine::Slot {
     }
 };
 
-Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params, std::shared_ptr<Projector> projector)
+Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params, std::shared_ptr<Projector> projector,
+               std::shared_ptr<Model> draft)
     : model_(std::move(model)), params_(params), projector_(std::move(projector)) {
     backend_init();
+    if (draft != nullptr) {  // before any context exists: an incompatible draft is a clear error
+        const std::string why = draft_incompatibility(*model_, *draft);
+        if (!why.empty()) {
+            throw std::invalid_argument(
+                "the draft model cannot draft for this model: its vocabulary does not match (" + why + ")");
+        }
+    }
     if (params_.n_parallel < 1 || params_.n_parallel > 256) {
         throw std::invalid_argument("num_parallel must be between 1 and 256");
     }
@@ -192,6 +200,16 @@ Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params, std::s
     if (llama_model_is_recurrent(model_->raw()) || llama_model_is_hybrid(model_->raw())) {
         params_.share_prefix = false;  // no partial sequence copies for recurrent state
     }
+    if (draft != nullptr && !params_.embeddings) {
+        try {
+            draft_ = std::make_unique<DraftModel>(std::move(draft), *model_, n_ctx_slot_, n_slots, cp.n_threads);
+        } catch (...) {
+            llama_free(ctx_);
+            ctx_ = nullptr;
+            throw;
+        }
+        if (params_.draft_max == 0) params_.draft_max = 8;  // a draft model is there to draft
+    }
     thread_ = std::thread([this] { loop(); });
 }
 
@@ -199,6 +217,7 @@ Engine::~Engine() {
     shutdown("engine destroyed");
     slots_.clear();
     batch_.reset();
+    draft_.reset();
     if (ctx_) llama_free(ctx_);
 }
 
@@ -324,6 +343,7 @@ EngineStats Engine::stats() {
     s.prompt_waits     = prompt_waits_.load();
     s.draft_tokens     = draft_tokens_.load();
     s.draft_accepted   = draft_accepted_.load();
+    s.draft_decodes    = draft_decodes_.load();
     if (prompt_cache_) s.cache = prompt_cache_->stats();
     return s;
 }
@@ -766,11 +786,21 @@ void Engine::add_draft(Slot & slot, common_batch & batch, int32_t room) {
     const int32_t left = slot.job->req.n_predict - slot.done.eval_count - 1;  // tokens still allowed after this one
     room               = std::min(room, left);
     if (room <= 0) return;
-    slot.draft = slot.spec.propose(slot.cache, room);
+    slot.draft = draft_ ? propose_with_model(slot, room) : slot.spec.propose(slot.cache, room);
     for (int32_t tok : slot.draft) {
         batch.add(tok, (llama_pos) slot.cache.size(), slot.id, true);
         slot.cache.push_back(tok);
     }
+}
+
+// The draft model's proposal for a slot: its greedy continuation of the slot's tokens, as long as
+// the slot's adaptive draft length (the same DraftState gates and sizes it as n-gram drafts).
+std::vector<int32_t> Engine::propose_with_model(Slot & slot, int32_t room) {
+    if (room <= 0 || !slot.spec.want_draft()) return {};
+    const int64_t        before = draft_->decode_calls();
+    std::vector<int32_t> out    = draft_->propose(slot.id, slot.cache, std::min(slot.spec.n_cur, room));
+    draft_decodes_ += draft_->decode_calls() - before;
+    return out;
 }
 
 // The sampler samples position by position, exactly as without a draft; a draft token is kept

@@ -1,6 +1,10 @@
 #include "speculative.h"
 
 #include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "llama.h"
 
 namespace a3s {
 
@@ -90,6 +94,115 @@ void DraftState::update(int32_t n_drafted, int32_t n_accepted) {
         n_off    = std::min(n_off + 1, 8);
         cooldown = 16 << n_off;
     }
+}
+
+std::string draft_incompatibility(const Model & target, const Model & draft) {
+    const llama_vocab * vt = llama_model_get_vocab(target.raw());
+    const llama_vocab * vd = llama_model_get_vocab(draft.raw());
+    if (llama_vocab_type(vt) != llama_vocab_type(vd)) return "the tokenizer types differ";
+    if (llama_vocab_get_add_bos(vt) != llama_vocab_get_add_bos(vd) ||
+        (llama_vocab_get_add_bos(vt) && llama_vocab_bos(vt) != llama_vocab_bos(vd))) {
+        return "the BOS tokens differ";
+    }
+    if (llama_vocab_get_add_eos(vt) != llama_vocab_get_add_eos(vd) ||
+        (llama_vocab_get_add_eos(vt) && llama_vocab_eos(vt) != llama_vocab_eos(vd))) {
+        return "the EOS tokens differ";
+    }
+    const int32_t nt = llama_vocab_n_tokens(vt), nd = llama_vocab_n_tokens(vd);
+    if (std::abs(nt - nd) > 128) {
+        return "the vocabulary sizes differ (" + std::to_string(nt) + " vs " + std::to_string(nd) + " tokens)";
+    }
+    for (int32_t i = 5; i < std::min(nt, nd); ++i) {  // llama.cpp skips the first 5 (special) ids
+        if (std::strcmp(llama_vocab_get_text(vt, i), llama_vocab_get_text(vd, i)) != 0) {
+            return "token " + std::to_string(i) + " differs";
+        }
+    }
+    return "";
+}
+
+DraftModel::DraftModel(std::shared_ptr<Model> draft, const Model & target, int32_t n_ctx_seq, int32_t n_seq,
+                       int32_t n_threads)
+    : model_(std::move(draft)), n_ctx_seq_(n_ctx_seq) {
+    const std::string why = draft_incompatibility(target, *model_);
+    if (!why.empty()) {
+        throw std::invalid_argument("the draft model cannot draft for this model: its vocabulary does not match (" +
+                                    why + ")");
+    }
+    llama_context_params cp = llama_context_default_params();
+    cp.n_threads       = n_threads;
+    cp.n_threads_batch = n_threads;
+    cp.n_seq_max       = n_seq;
+    cp.kv_unified      = true;
+    cp.n_ctx           = (uint32_t) n_ctx_seq * n_seq;
+    cp.n_batch         = n_batch_;
+    cp.n_ubatch        = n_batch_;
+    cp.no_perf         = true;
+    ctx_               = llama_init_from_model(model_->raw(), cp);
+    if (ctx_ == nullptr) throw std::runtime_error("failed to create the draft model's llama.cpp context");
+    n_vocab_ = std::min(llama_vocab_n_tokens(llama_model_get_vocab(model_->raw())),
+                        llama_vocab_n_tokens(llama_model_get_vocab(target.raw())));
+    cache_.resize(n_seq);
+}
+
+DraftModel::~DraftModel() {
+    if (ctx_) llama_free(ctx_);
+}
+
+bool DraftModel::decode(int32_t seq, const int32_t * tokens, int32_t n, int32_t pos0) {
+    llama_batch batch = llama_batch_init(n, 0, 1);
+    for (int32_t i = 0; i < n; ++i) {
+        batch.token[i]     = tokens[i];
+        batch.pos[i]       = pos0 + i;
+        batch.n_seq_id[i]  = 1;
+        batch.seq_id[i][0] = seq;
+        batch.logits[i]    = i + 1 == n;
+    }
+    batch.n_tokens = n;
+    const int32_t ret = llama_decode(ctx_, batch);
+    llama_batch_free(batch);
+    decode_calls_++;
+    return ret == 0;
+}
+
+std::vector<int32_t> DraftModel::propose(int32_t seq, const std::vector<int32_t> & context, int32_t n) {
+    std::vector<int32_t> out;
+    if (seq < 0 || seq >= (int32_t) cache_.size() || context.empty() || n <= 0) return out;
+    if ((int32_t) context.size() + n > n_ctx_seq_) return out;
+    std::vector<int32_t> & cache = cache_[seq];
+    llama_memory_t         mem   = llama_get_memory(ctx_);
+    // keep the longest common prefix; the last context token is evaluated again for its logits
+    size_t keep = 0;
+    while (keep < cache.size() && keep + 1 < context.size() && cache[keep] == context[keep]) ++keep;
+    if (keep < cache.size()) {
+        llama_memory_seq_rm(mem, seq, (llama_pos) keep, -1);
+        cache.resize(keep);
+    }
+    for (size_t at = keep; at < context.size(); at += n_batch_) {
+        const int32_t len = (int32_t) std::min<size_t>(n_batch_, context.size() - at);
+        if (!decode(seq, context.data() + at, len, (int32_t) at)) {
+            llama_memory_seq_rm(mem, seq, -1, -1);
+            cache.clear();
+            return out;
+        }
+        cache.insert(cache.end(), context.begin() + at, context.begin() + at + len);
+    }
+    const llama_vocab * vocab = llama_model_get_vocab(model_->raw());
+    for (int32_t i = 0; i < n; ++i) {
+        const float * logits = llama_get_logits_ith(ctx_, -1);
+        int32_t       best   = 0;
+        for (int32_t t = 1; t < n_vocab_; ++t) {
+            if (logits[t] > logits[best]) best = t;
+        }
+        if (llama_vocab_is_eog(vocab, best)) break;
+        out.push_back(best);
+        if (i + 1 == n) break;
+        if (!decode(seq, &best, 1, (int32_t) cache.size())) {
+            llama_memory_seq_rm(mem, seq, (llama_pos) cache.size(), -1);
+            break;
+        }
+        cache.push_back(best);
+    }
+    return out;
 }
 
 }  // namespace a3s
