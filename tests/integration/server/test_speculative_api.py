@@ -28,11 +28,22 @@ PROMPT = "Repeat this code exactly, renaming `total` to `subtotal`:\n\n" + CODE
 
 
 @pytest.fixture(scope="module")
-def spec_server(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Iterator[LiveServer]:
+def spec_server(
+    tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path, gemma3_path: Path
+) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("spec") / "models"
     live = LiveServer(server_settings(root, num_parallel=1))
-    add_gguf_model(live.store, "smollm2:135m", smollm2_path, {"stop": ["<|im_end|>"]})
-    add_gguf_model(live.store, "smol-spec", smollm2_path, {"stop": ["<|im_end|>"], "draft_max": 16})
+    stop = {"stop": ["<|im_end|>"]}
+    add_gguf_model(live.store, "smollm2:135m", smollm2_path, stop)
+    add_gguf_model(live.store, "smol-spec", smollm2_path, {**stop, "draft_max": 16})
+    # a draft model: a second store name for SmolLM2 (no smaller model with its vocabulary exists here)
+    add_gguf_model(live.store, "smol-draft", smollm2_path, stop)
+    add_gguf_model(
+        live.store, "smol-drafted", smollm2_path, {**stop, "draft_model": "smol-draft", "draft_max": 4}
+    )
+    add_gguf_model(live.store, "gemma-draft", gemma3_path)
+    add_gguf_model(live.store, "smol-bad-draft", smollm2_path, {**stop, "draft_model": "gemma-draft"})
+    add_gguf_model(live.store, "smol-no-draft", smollm2_path, {**stop, "draft_model": "missing"})
     yield live
     live.stop()
 
@@ -92,3 +103,25 @@ def test_draft_max_modelfile_parameter_reaches_every_api(spec_server: LiveServer
     last = _stats(spec_server, "smol-spec")
     assert _generate(spec_server, "smol-spec", draft_max=0).status_code == 200
     assert _stats(spec_server, "smol-spec")["draft_tokens"] == last["draft_tokens"]
+
+
+def test_draft_model_parameter_drafts_and_shows(spec_server: LiveServer) -> None:
+    show = httpx.post(spec_server.url + "/api/show", json={"model": "smol-drafted"}, timeout=30).json()
+    assert 'draft_model                    "smol-draft"' in show["parameters"]
+    assert "PARAMETER draft_model smol-draft" in show["modelfile"]
+    reply = _generate(spec_server, "smol-drafted")
+    assert reply.status_code == 200, reply.text
+    runner = next(r for r in spec_server.scheduler.loaded() if "smol-drafted" in r.key)
+    assert runner.loaded.engine.has_draft_model
+    stats = _stats(spec_server, "smol-drafted")
+    assert stats["draft_decodes"] > 0 and stats["draft_tokens"] > 0 and stats["draft_accepted"] > 0
+
+
+def test_draft_model_errors_are_clear_400s(spec_server: LiveServer) -> None:
+    reply = _generate(spec_server, "smol-bad-draft")
+    assert reply.status_code == 400
+    assert "draft model cannot draft for this model: its vocabulary does not match" in reply.json()["error"]
+    reply = _generate(spec_server, "smol-no-draft")
+    assert reply.status_code == 400
+    assert "draft model 'missing' not found" in reply.json()["error"]
+    assert _generate(spec_server, "smollm2:135m", num_predict=2).status_code == 200  # the server lives on
