@@ -275,6 +275,25 @@ def test_speculative_greedy_output_equals_plain_and_drafts_are_accepted(smollm2_
         loaded.close()
 
 
+def test_speculative_seeded_sampling_equals_plain(smollm2_path):
+    """The acceptance rule: each produced token is one draw of the slot's sampler from the target's
+    distribution at its position, so seeded sampling gives the plain output too (row-independent
+    kernels: the logits do not depend on the draft riding in the batch)."""
+    loaded = load_model(smollm2_path, num_ctx=1024, num_parallel=1, batch_invariant=True)
+    try:
+        ask = "Repeat this code exactly, renaming `total` to `subtotal`:\n\n" + CODE
+        tokens = loaded.tokenize(loaded.render_chat([{"role": "user", "content": ask}]).prompt, True, True)
+        opts = dict(num_predict=64, temperature=0.7, top_k=40, top_p=0.95, seed=1234, cache_prompt=False)
+        plain, _ = run_one(loaded, tokens, draft_max=0, **opts)
+        before = loaded.engine.stats()
+        spec, _ = run_one(loaded, tokens, draft_max=8, **opts)
+        after = loaded.engine.stats()
+        assert after["draft_tokens"] > before["draft_tokens"]
+        assert spec == plain
+    finally:
+        loaded.close()
+
+
 def test_draft_max_is_validated(smollm2):
     with pytest.raises(Exception, match="draft_max"):
         run_one(smollm2, [1, 2, 3], draft_max=65, num_predict=1)

@@ -157,5 +157,6 @@ def test_speculative_parameters_parse_and_type() -> None:
     # the Modelfile layer sets the default, a request option wins; draft_model is no request option
     assert options_from_layers({"draft_max": 8, "draft_model": "x"}, {}).draft_max == 8
     assert options_from_layers({"draft_max": 8}, {"draft_max": 0}).draft_max == 0
+    assert options_from_layers({"draft_num_predict": 6}, {}).draft_max == 6  # Ollama's name for it
     with pytest.raises(OptionTypeError, match='option "draft_max" is out of range'):
         options_from_layers({}, {"draft_max": 65})

@@ -116,6 +116,8 @@ def options_from_layers(
                 merged[key] = coerce_option(key, value)
             except KeyError:
                 log.warning("invalid option provided: %s", key)
+    if "draft_num_predict" in merged and "draft_max" not in merged:  # Ollama's name for the draft length
+        merged["draft_max"] = min(64, max(0, merged["draft_num_predict"]))
     runner_values = {k: v for k, v in merged.items() if k in _RUNNER}
     runner = replace(RunnerOptions(num_ctx=default_num_ctx), **runner_values)
     num_ctx = max(MIN_NUM_CTX, runner.num_ctx)
