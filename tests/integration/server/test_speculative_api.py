@@ -11,6 +11,8 @@ import httpx
 import pytest
 from live_server import LiveServer, add_gguf_model, server_settings
 
+from a3s_power.store.errors import CreateError
+
 CODE = """def total(items):
     result = 0
     for item in items:
@@ -43,7 +45,11 @@ def spec_server(
     )
     add_gguf_model(live.store, "gemma-draft", gemma3_path)
     add_gguf_model(live.store, "smol-bad-draft", smollm2_path, {**stop, "draft_model": "gemma-draft"})
-    add_gguf_model(live.store, "smol-no-draft", smollm2_path, {**stop, "draft_model": "missing"})
+    with pytest.raises(CreateError, match="draft model 'missing' not found"):  # checked at create
+        add_gguf_model(live.store, "smol-no-draft", smollm2_path, {**stop, "draft_model": "missing"})
+    add_gguf_model(live.store, "smol-gone", smollm2_path, stop)
+    add_gguf_model(live.store, "smol-no-draft", smollm2_path, {**stop, "draft_model": "smol-gone"})
+    live.store.delete("smol-gone")  # and again at load: the draft may be removed later
     yield live
     live.stop()
 
@@ -123,5 +129,5 @@ def test_draft_model_errors_are_clear_400s(spec_server: LiveServer) -> None:
     assert "draft model cannot draft for this model: its vocabulary does not match" in reply.json()["error"]
     reply = _generate(spec_server, "smol-no-draft")
     assert reply.status_code == 400
-    assert "draft model 'missing' not found" in reply.json()["error"]
+    assert "draft model 'smol-gone' not found" in reply.json()["error"]
     assert _generate(spec_server, "smollm2:135m", num_predict=2).status_code == 200  # the server lives on
