@@ -415,6 +415,24 @@ async def bench_spec(path: Path, bin_dir: Path | None, log: Path, args: argparse
                 print(f"  {name}: {decode_tps(r):.1f} tok/s, {r['n_gen']} tokens", flush=True)
         st = ours.loaded.engine.stats()
         out["a3s draft acceptance"] = st["draft_accepted"] / max(1, st["draft_tokens"])
+    if args.draft_model != "none":  # a draft model beside the target (same vocabulary), edit task
+        draft_path = resolve_model(args.draft_model)[1] if args.draft_model else path
+        out["draft_model"] = args.draft_model or args.model
+        drafted = Ours(path, args.threads, 4096, 1, draft_path=draft_path)
+        try:
+            pairs = [("a3s plain (draft run)", 0), ("a3s draft-model spec", args.draft_model_max)]
+            for rep in range(args.reps):
+                for name, dm in pairs if rep % 2 == 0 else pairs[::-1]:
+                    r = await drafted.complete(edit, n_code, ignore_eos=False, draft_max=dm)
+                    d = out.setdefault(name, {"tps": [], "n_gen": [], "texts": []})
+                    d["tps"].append(decode_tps(r))
+                    d["n_gen"].append(r["n_gen"])
+                    d["texts"].append(r["text"][:200])
+                    print(f"  {name}: {decode_tps(r):.1f} tok/s, {r['n_gen']} tokens", flush=True)
+            st = drafted.loaded.engine.stats()
+            out["a3s draft-model acceptance"] = st["draft_accepted"] / max(1, st["draft_tokens"])
+        finally:
+            drafted.close()
     for v in out.values():
         if isinstance(v, dict):
             v["tps_med"] = med(v["tps"])
@@ -481,6 +499,16 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| no-repetition task: spec / plain decode tok/s | {f(ns, '.1f')} / {f(np_, '.1f')} | — | {f(r3, '.2f')} | ≥0.97 {mark(r3, r3 is not None and r3 >= 0.97)} |"  # noqa: E501
         )
         rows.append(f"| … our draft acceptance | {f(sp.get('a3s draft acceptance'), '.2f')} | | | |")
+        dp = sp.get("a3s plain (draft run)", {}).get("tps_med")
+        ds = sp.get("a3s draft-model spec", {}).get("tps_med")
+        if ds is not None:
+            r4 = ratio(ds, dp)
+            rows.append(
+                f"| edit task, draft model ({sp.get('draft_model', '')}): spec / plain decode tok/s | "
+                f"{f(ds, '.1f')} / {f(dp, '.1f')} | — | {f(r4, '.2f')} | (no target) |"
+            )
+            acc = sp.get("a3s draft-model acceptance")
+            rows.append(f"| … draft-model acceptance | {f(acc, '.2f')} | | | |")
     return "\n".join(rows)
 
 
@@ -508,6 +536,7 @@ def plot(doc: dict[str, Any], out: Path) -> None:
     axes[1].set_title("4 slots, 16 conversations: TTFT p50 (s)")
     axes[1].tick_params(axis="x", rotation=20)
     keys = ["a3s plain", "a3s spec", "llama-server spec", "a3s norep plain", "a3s norep spec"]
+    keys.append("a3s draft-model spec")
     axes[2].bar(keys, [sp.get(k, {}).get("tps_med", 0) for k in keys])
     axes[2].set_title("decode tok/s (edit / no-repetition)")
     axes[2].tick_params(axis="x", rotation=30)
@@ -522,6 +551,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--draft-max", type=int, default=16)
+    ap.add_argument(
+        "--draft-model", default="", help="draft model for the edit task ('' = --model itself, none = skip)"
+    )
+    ap.add_argument("--draft-model-max", type=int, default=8, help="draft length with the draft model")
     ap.add_argument("--only", default="shared,rotate,spec")
     ap.add_argument("--skip-server", action="store_true")
     args = ap.parse_args()

@@ -182,11 +182,15 @@ void bind_engine(py::module_ & m) {
 
     py::class_<Engine, std::shared_ptr<Engine>>(m, "Engine")
         .def(py::init([](std::shared_ptr<Model> model, const EngineParams & p,
-                         std::optional<std::shared_ptr<Projector>> projector) {
+                         std::optional<std::shared_ptr<Projector>> projector,
+                         std::optional<std::shared_ptr<Model>> draft) {
                  py::gil_scoped_release nogil;
-                 return std::make_shared<Engine>(std::move(model), p, projector ? *projector : nullptr);
+                 return std::make_shared<Engine>(std::move(model), p, projector ? *projector : nullptr,
+                                                 draft ? *draft : nullptr);
              }),
-             py::arg("model"), py::arg("params") = EngineParams(), py::arg("projector") = py::none())
+             py::arg("model"), py::arg("params") = EngineParams(), py::arg("projector") = py::none(),
+             py::arg("draft") = py::none())
+        .def_property_readonly("has_draft_model", &Engine::has_draft_model)
         .def("submit", &Engine::submit, py::arg("request"), py::call_guard<py::gil_scoped_release>())
         .def("embed",
              [](Engine & self, const std::vector<std::vector<int32_t>> & inputs, bool normalize, bool truncate) {
@@ -229,6 +233,7 @@ void bind_engine(py::module_ & m) {
                  d["prompt_waits"]     = s.prompt_waits;
                  d["draft_tokens"]     = s.draft_tokens;
                  d["draft_accepted"]   = s.draft_accepted;
+                 d["draft_decodes"]    = s.draft_decodes;
                  py::dict c;
                  c["hits"]            = s.cache.hits;
                  c["misses"]          = s.cache.misses;

@@ -127,9 +127,17 @@ struct Engine::Slot {
     }
 };
 
-Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params, std::shared_ptr<Projector> projector)
+Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params, std::shared_ptr<Projector> projector,
+               std::shared_ptr<Model> draft)
     : model_(std::move(model)), params_(params), projector_(std::move(projector)) {
     backend_init();
+    if (draft != nullptr) {  // before any context exists: an incompatible draft is a clear error
+        const std::string why = draft_incompatibility(*model_, *draft);
+        if (!why.empty()) {
+            throw std::invalid_argument(
+                "the draft model cannot draft for this model: its vocabulary does not match (" + why + ")");
+        }
+    }
     if (params_.n_parallel < 1 || params_.n_parallel > 256) {
         throw std::invalid_argument("num_parallel must be between 1 and 256");
     }
@@ -192,6 +200,16 @@ Engine::Engine(std::shared_ptr<Model> model, const EngineParams & params, std::s
     if (llama_model_is_recurrent(model_->raw()) || llama_model_is_hybrid(model_->raw())) {
         params_.share_prefix = false;  // no partial sequence copies for recurrent state
     }
+    if (draft != nullptr && !params_.embeddings) {
+        try {
+            draft_ = std::make_unique<DraftModel>(std::move(draft), *model_, n_ctx_slot_, n_slots, cp.n_threads);
+        } catch (...) {
+            llama_free(ctx_);
+            ctx_ = nullptr;
+            throw;
+        }
+        if (params_.draft_max == 0) params_.draft_max = 8;  // a draft model is there to draft
+    }
     thread_ = std::thread([this] { loop(); });
 }
 
@@ -199,6 +217,7 @@ Engine::~Engine() {
     shutdown("engine destroyed");
     slots_.clear();
     batch_.reset();
+    draft_.reset();
     if (ctx_) llama_free(ctx_);
 }
 
@@ -324,6 +343,7 @@ EngineStats Engine::stats() {
     s.prompt_waits     = prompt_waits_.load();
     s.draft_tokens     = draft_tokens_.load();
     s.draft_accepted   = draft_accepted_.load();
+    s.draft_decodes    = draft_decodes_.load();
     if (prompt_cache_) s.cache = prompt_cache_->stats();
     return s;
 }
@@ -667,6 +687,7 @@ void Engine::step() {
     common_batch & batch = *batch_;
     batch.clear();
     std::vector<Slot *> in_batch;
+    const auto          t_step = Clock::now();  // drafting, decode and sampling: the cost gate's step time
     // 1. every generating slot contributes its last sampled token, in slot order (stable layout),
     //    followed by its speculative draft when it has one
     int32_t n_gen = 0;
@@ -686,6 +707,7 @@ void Engine::step() {
     // 2. prompt chunks fill the rest, slots taken in round-robin order; at most one image per step
     //    is decoded (a separate decode for that slot), so the others' tokens wait one encode at most
     bool media_done = false;
+    bool has_prompt = false;  // a step with prompt tokens says nothing about a generating step's cost
     for (Slot * s : active) {
         if (s->state != Slot::State::Prefill || s->wait_for != nullptr || s->job->req.lora_scales != lora) continue;
         if (!media_done && s->prompt_media.count(s->n_prompt_done)) {
@@ -709,6 +731,7 @@ void Engine::step() {
         }
         prompt_evaluated_ += (int64_t) n;
         in_batch.push_back(s);
+        has_prompt = true;
     }
     if (batch.size() == 0) return;
 
@@ -726,15 +749,31 @@ void Engine::step() {
         }
         return;
     }
+    std::vector<std::pair<Slot *, std::pair<int32_t, int32_t>>> produced;  // slot, (tokens, drafted)
     for (Slot * s : in_batch) {
         if (s->state == Slot::State::Idle || s->i_batch < 0) continue;
         const int32_t idx = s->i_batch;
         s->i_batch        = -1;
+        const bool generating = s->state == Slot::State::Generate;
         if (!s->draft.empty()) {
-            verify_draft(*s, idx);
+            const int32_t n_draft = (int32_t) s->draft.size();
+            const int32_t kept    = verify_draft(*s, idx);
+            produced.push_back({s, {1 + kept, n_draft}});
         } else {
             sample_slot(*s, idx);
+            if (generating) produced.push_back({s, {1, 0}});
         }
+    }
+    if (!has_prompt) observe_step_cost(produced, ns_between(t_step, Clock::now()));
+}
+
+// The cost gate's input: every generating slot of a pure generation step learns what the step
+// cost per token it produced, with or without its draft.
+void Engine::observe_step_cost(const std::vector<std::pair<Slot *, std::pair<int32_t, int32_t>>> & produced,
+                               int64_t ns) {
+    for (const auto & [slot, counts] : produced) {
+        if (slot->state == Slot::State::Idle) continue;  // finished this step: nothing more to tune
+        slot->spec.observe(ns, counts.first, counts.second);
     }
 }
 
@@ -747,16 +786,26 @@ void Engine::add_draft(Slot & slot, common_batch & batch, int32_t room) {
     const int32_t left = slot.job->req.n_predict - slot.done.eval_count - 1;  // tokens still allowed after this one
     room               = std::min(room, left);
     if (room <= 0) return;
-    slot.draft = slot.spec.propose(slot.cache, room);
+    slot.draft = draft_ ? propose_with_model(slot, room) : slot.spec.propose(slot.cache, room);
     for (int32_t tok : slot.draft) {
         batch.add(tok, (llama_pos) slot.cache.size(), slot.id, true);
         slot.cache.push_back(tok);
     }
 }
 
+// The draft model's proposal for a slot: its greedy continuation of the slot's tokens, as long as
+// the slot's adaptive draft length (the same DraftState gates and sizes it as n-gram drafts).
+std::vector<int32_t> Engine::propose_with_model(Slot & slot, int32_t room) {
+    if (room <= 0 || !slot.spec.want_draft()) return {};
+    const int64_t        before = draft_->decode_calls();
+    std::vector<int32_t> out    = draft_->propose(slot.id, slot.cache, std::min(slot.spec.n_cur, room));
+    draft_decodes_ += draft_->decode_calls() - before;
+    return out;
+}
+
 // The sampler samples position by position, exactly as without a draft; a draft token is kept
 // while it equals what was sampled, and the cells after the first disagreement are dropped.
-void Engine::verify_draft(Slot & slot, int32_t i_batch) {
+int32_t Engine::verify_draft(Slot & slot, int32_t i_batch) {
     const std::vector<int32_t> draft = std::move(slot.draft);
     slot.draft.clear();
     const size_t n_draft = draft.size();
@@ -773,6 +822,7 @@ void Engine::verify_draft(Slot & slot, int32_t i_batch) {
     slot.spec.update((int32_t) n_draft, (int32_t) kept);
     draft_tokens_ += (int64_t) n_draft;
     draft_accepted_ += (int64_t) kept;
+    return (int32_t) kept;
 }
 
 int32_t Engine::sample_slot(Slot & slot, int32_t i_batch) {

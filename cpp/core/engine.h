@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "channel.h"
@@ -50,7 +51,8 @@ struct EngineParams {
     bool        share_prefix    = true;
     int32_t     share_min       = 32;     // shortest prefix worth sharing or waiting for (tokens)
     int64_t     cache_ram_mib   = 8192;   // host-RAM prompt cache (A3S_POWER_CACHE_RAM); 0: off
-    int32_t     draft_max       = 0;      // n-gram speculative draft length for requests that do not say (0: off)
+    int32_t     draft_max       = 0;      // speculative draft length for requests that do not say (0: off;
+                                          // with a draft model 0 means 8)
 };
 
 struct GenerateRequest {
@@ -86,14 +88,17 @@ struct EngineStats {
     int64_t prompt_waits     = 0;  // requests that waited for another slot's prefill of their prefix
     int64_t draft_tokens     = 0;  // speculative tokens proposed
     int64_t draft_accepted   = 0;  // speculative tokens the sampler agreed with
+    int64_t draft_decodes    = 0;  // decode calls of the draft model (0 without one)
     PromptCacheStats cache;
     std::vector<int32_t> slot_cached_tokens;
 };
 
 class Engine {
   public:
+    // `draft`: a model with the same vocabulary that drafts for speculative decoding (checked
+    // here: std::invalid_argument when it cannot).
     Engine(std::shared_ptr<Model> model, const EngineParams & params,
-           std::shared_ptr<Projector> projector = nullptr);
+           std::shared_ptr<Projector> projector = nullptr, std::shared_ptr<Model> draft = nullptr);
     ~Engine();
     Engine(const Engine &) = delete;
     Engine & operator=(const Engine &) = delete;
@@ -113,6 +118,7 @@ class Engine {
     const Model &        model() const { return *model_; }
     const EngineParams & params() const { return params_; }
     const std::shared_ptr<Projector> & projector() const { return projector_; }
+    bool                 has_draft_model() const { return draft_ != nullptr; }
     int32_t              n_ctx_slot() const { return n_ctx_slot_; }
 
   private:
@@ -127,7 +133,10 @@ class Engine {
     int32_t sample_slot(Slot & slot, int32_t i_batch);
     // speculative decoding: n-gram draft added to a generating slot's batch entry, then verified
     void add_draft(Slot & slot, common_batch & batch, int32_t room);
-    void verify_draft(Slot & slot, int32_t i_batch);
+    std::vector<int32_t> propose_with_model(Slot & slot, int32_t room);
+    int32_t verify_draft(Slot & slot, int32_t i_batch);  // tokens of the draft kept
+    void    observe_step_cost(const std::vector<std::pair<Slot *, std::pair<int32_t, int32_t>>> & produced,
+                              int64_t ns);
     void emit(Slot & slot, bool flush);
     void finish(Slot & slot, const std::string & reason);
     void fail_slot(Slot & slot, const std::string & err);
@@ -145,6 +154,7 @@ class Engine {
     std::shared_ptr<Model> model_;
     EngineParams           params_;
     std::shared_ptr<Projector> projector_;
+    std::unique_ptr<DraftModel> draft_;  // speculative draft model (none: n-gram drafting)
     llama_context *        ctx_        = nullptr;
     int32_t                n_ctx_slot_ = 0;
     int32_t                n_batch_    = 0;
@@ -162,7 +172,7 @@ class Engine {
     std::vector<float>                  current_lora_;
     size_t                              rr_ = 0;
     std::atomic<int64_t>                decode_calls_{0}, tokens_decoded_{0};
-    std::atomic<int64_t>                draft_tokens_{0}, draft_accepted_{0};
+    std::atomic<int64_t>                draft_tokens_{0}, draft_accepted_{0}, draft_decodes_{0};
     std::atomic<int64_t>                prompt_evaluated_{0}, prompt_shared_{0}, prompt_restored_{0}, prompt_waits_{0};
     std::unique_ptr<PromptCache>        prompt_cache_;
     uint64_t                            job_serial_ = 0;

@@ -1,6 +1,10 @@
 #include "speculative.h"
 
 #include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "llama.h"
 
 namespace a3s {
 
@@ -15,7 +19,8 @@ std::vector<int32_t> ngram_lookup(const std::vector<int32_t> & context, int32_t 
         for (int64_t start = n - g - 1; start >= 0; --start) {
             if (!std::equal(suffix, suffix + g, context.data() + start)) continue;
             const int64_t from = start + g;
-            const int64_t to   = std::min<int64_t>(from + n_draft, n);
+            const int64_t cap  = std::min<int64_t>(n_draft, 4 * (g - ngram_min + 1));
+            const int64_t to   = std::min<int64_t>(from + cap, n);
             out.assign(context.begin() + from, context.begin() + to);
             if (!out.empty()) return out;
         }
@@ -29,13 +34,42 @@ void DraftState::reset(int32_t draft_max) {
     n_cur = std::min(n_max, 4);
 }
 
-std::vector<int32_t> DraftState::propose(const std::vector<int32_t> & context, int32_t room) {
-    if (n_max <= 0 || room <= 0) return {};
+bool DraftState::want_draft() {
+    if (n_max <= 0) return false;
     if (cooldown > 0) {
         --cooldown;
-        return {};
+        return false;
     }
+    // until plain steps have been timed, every 4th step goes without a draft (the baseline)
+    return !(n_plain < 4 && (++n_steps % 4) == 0);
+}
+
+std::vector<int32_t> DraftState::propose(const std::vector<int32_t> & context, int32_t room) {
+    if (room <= 0 || !want_draft()) return {};
     return ngram_lookup(context, std::min(n_cur, room));
+}
+
+void DraftState::observe(int64_t ns, int32_t n_produced, int32_t n_drafted) {
+    if (n_max <= 0 || n_produced <= 0 || ns <= 0) return;
+    const double per_token = (double) ns / n_produced;
+    constexpr double alpha = 0.15;
+    if (n_drafted == 0) {
+        ns_plain = n_plain == 0 ? per_token : ns_plain + alpha * (per_token - ns_plain);
+        n_plain++;
+        return;
+    }
+    ns_draft = n_draft == 0 ? per_token : ns_draft + alpha * (per_token - ns_draft);
+    n_draft++;
+    // judged after a few drafts against the plain baseline: no faster per token, no drafting
+    if (n_draft >= 6 && n_plain >= 4) {
+        if (ns_draft > 0.97 * ns_plain) {
+            n_off    = std::min(n_off + 1, 8);
+            cooldown = 16 << n_off;
+            n_draft  = 0;  // the next probe measures afresh
+        } else if (n_off > 0 && n_draft >= 32) {
+            n_off--;  // paying steadily: a later failure backs off less
+        }
+    }
 }
 
 void DraftState::update(int32_t n_drafted, int32_t n_accepted) {
@@ -60,6 +94,115 @@ void DraftState::update(int32_t n_drafted, int32_t n_accepted) {
         n_off    = std::min(n_off + 1, 8);
         cooldown = 16 << n_off;
     }
+}
+
+std::string draft_incompatibility(const Model & target, const Model & draft) {
+    const llama_vocab * vt = llama_model_get_vocab(target.raw());
+    const llama_vocab * vd = llama_model_get_vocab(draft.raw());
+    if (llama_vocab_type(vt) != llama_vocab_type(vd)) return "the tokenizer types differ";
+    if (llama_vocab_get_add_bos(vt) != llama_vocab_get_add_bos(vd) ||
+        (llama_vocab_get_add_bos(vt) && llama_vocab_bos(vt) != llama_vocab_bos(vd))) {
+        return "the BOS tokens differ";
+    }
+    if (llama_vocab_get_add_eos(vt) != llama_vocab_get_add_eos(vd) ||
+        (llama_vocab_get_add_eos(vt) && llama_vocab_eos(vt) != llama_vocab_eos(vd))) {
+        return "the EOS tokens differ";
+    }
+    const int32_t nt = llama_vocab_n_tokens(vt), nd = llama_vocab_n_tokens(vd);
+    if (std::abs(nt - nd) > 128) {
+        return "the vocabulary sizes differ (" + std::to_string(nt) + " vs " + std::to_string(nd) + " tokens)";
+    }
+    for (int32_t i = 5; i < std::min(nt, nd); ++i) {  // llama.cpp skips the first 5 (special) ids
+        if (std::strcmp(llama_vocab_get_text(vt, i), llama_vocab_get_text(vd, i)) != 0) {
+            return "token " + std::to_string(i) + " differs";
+        }
+    }
+    return "";
+}
+
+DraftModel::DraftModel(std::shared_ptr<Model> draft, const Model & target, int32_t n_ctx_seq, int32_t n_seq,
+                       int32_t n_threads)
+    : model_(std::move(draft)), n_ctx_seq_(n_ctx_seq) {
+    const std::string why = draft_incompatibility(target, *model_);
+    if (!why.empty()) {
+        throw std::invalid_argument("the draft model cannot draft for this model: its vocabulary does not match (" +
+                                    why + ")");
+    }
+    llama_context_params cp = llama_context_default_params();
+    cp.n_threads       = n_threads;
+    cp.n_threads_batch = n_threads;
+    cp.n_seq_max       = n_seq;
+    cp.kv_unified      = true;
+    cp.n_ctx           = (uint32_t) n_ctx_seq * n_seq;
+    cp.n_batch         = n_batch_;
+    cp.n_ubatch        = n_batch_;
+    cp.no_perf         = true;
+    ctx_               = llama_init_from_model(model_->raw(), cp);
+    if (ctx_ == nullptr) throw std::runtime_error("failed to create the draft model's llama.cpp context");
+    n_vocab_ = std::min(llama_vocab_n_tokens(llama_model_get_vocab(model_->raw())),
+                        llama_vocab_n_tokens(llama_model_get_vocab(target.raw())));
+    cache_.resize(n_seq);
+}
+
+DraftModel::~DraftModel() {
+    if (ctx_) llama_free(ctx_);
+}
+
+bool DraftModel::decode(int32_t seq, const int32_t * tokens, int32_t n, int32_t pos0) {
+    llama_batch batch = llama_batch_init(n, 0, 1);
+    for (int32_t i = 0; i < n; ++i) {
+        batch.token[i]     = tokens[i];
+        batch.pos[i]       = pos0 + i;
+        batch.n_seq_id[i]  = 1;
+        batch.seq_id[i][0] = seq;
+        batch.logits[i]    = i + 1 == n;
+    }
+    batch.n_tokens = n;
+    const int32_t ret = llama_decode(ctx_, batch);
+    llama_batch_free(batch);
+    decode_calls_++;
+    return ret == 0;
+}
+
+std::vector<int32_t> DraftModel::propose(int32_t seq, const std::vector<int32_t> & context, int32_t n) {
+    std::vector<int32_t> out;
+    if (seq < 0 || seq >= (int32_t) cache_.size() || context.empty() || n <= 0) return out;
+    if ((int32_t) context.size() + n > n_ctx_seq_) return out;
+    std::vector<int32_t> & cache = cache_[seq];
+    llama_memory_t         mem   = llama_get_memory(ctx_);
+    // keep the longest common prefix; the last context token is evaluated again for its logits
+    size_t keep = 0;
+    while (keep < cache.size() && keep + 1 < context.size() && cache[keep] == context[keep]) ++keep;
+    if (keep < cache.size()) {
+        llama_memory_seq_rm(mem, seq, (llama_pos) keep, -1);
+        cache.resize(keep);
+    }
+    for (size_t at = keep; at < context.size(); at += n_batch_) {
+        const int32_t len = (int32_t) std::min<size_t>(n_batch_, context.size() - at);
+        if (!decode(seq, context.data() + at, len, (int32_t) at)) {
+            llama_memory_seq_rm(mem, seq, -1, -1);
+            cache.clear();
+            return out;
+        }
+        cache.insert(cache.end(), context.begin() + at, context.begin() + at + len);
+    }
+    const llama_vocab * vocab = llama_model_get_vocab(model_->raw());
+    for (int32_t i = 0; i < n; ++i) {
+        const float * logits = llama_get_logits_ith(ctx_, -1);
+        int32_t       best   = 0;
+        for (int32_t t = 1; t < n_vocab_; ++t) {
+            if (logits[t] > logits[best]) best = t;
+        }
+        if (llama_vocab_is_eog(vocab, best)) break;
+        out.push_back(best);
+        if (i + 1 == n) break;
+        if (!decode(seq, &best, 1, (int32_t) cache.size())) {
+            llama_memory_seq_rm(mem, seq, (llama_pos) cache.size(), -1);
+            break;
+        }
+        cache.push_back(best);
+    }
+    return out;
 }
 
 }  // namespace a3s

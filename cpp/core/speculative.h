@@ -5,7 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
+
+#include "model.h"
+
+struct llama_context;
 
 namespace a3s {
 
@@ -19,6 +25,13 @@ struct DraftState {
     int64_t drafted     = 0;  // tokens proposed
     int64_t accepted    = 0;  // tokens accepted
     int32_t win_drafted = 0, win_accepted = 0;  // the current window of ~32 drafted tokens
+    // Cost gate: what a produced token costs in wall time (decode + sampling + drafting) on steps
+    // with a draft and on steps without, measured on this machine as it runs (EMAs). Where a wider
+    // decode costs about its width (a CPU with compute-bound kernels) drafting cannot pay and is
+    // switched off for longer and longer; where it is cheap (GPU, repacked kernels) it stays on.
+    double  ns_plain = 0, ns_draft = 0;  // EMA of ns per produced token without / with a draft
+    int32_t n_plain = 0, n_draft = 0;    // observations behind each EMA (n_draft since the last probe)
+    int32_t n_steps = 0;                 // proposals asked for (exploration cadence)
 
     void reset(int32_t draft_max);
     bool active() const { return n_max > 0; }
@@ -27,11 +40,49 @@ struct DraftState {
     std::vector<int32_t> propose(const std::vector<int32_t> & context, int32_t room);
     // Feedback after verification: `n_accepted` of `n_drafted` proposed tokens were kept.
     void update(int32_t n_drafted, int32_t n_accepted);
+    // Feedback on cost: a step that took `ns` produced `n_produced` tokens for this slot, with a
+    // draft of `n_drafted` tokens (0: a plain step). Backs off when drafting costs more per token.
+    void observe(int64_t ns, int32_t n_produced, int32_t n_drafted);
+    bool want_draft();  // false: this step goes without a draft (cooldown or exploration)
 };
 
 // The tokens that followed the most recent earlier occurrence of the longest suffix n-gram of
-// `context` (n from ngram_max down to ngram_min), at most n_draft of them.
+// `context` (n from ngram_max down to ngram_min), at most n_draft of them, and at most
+// 4 * (n - ngram_min + 1): a weak (short) match proposes a short draft.
 std::vector<int32_t> ngram_lookup(const std::vector<int32_t> & context, int32_t n_draft, int32_t ngram_min = 3,
                                   int32_t ngram_max = 6);
+
+// Why a draft model cannot draft for a target (llama.cpp common's compatibility rule: same vocab
+// type, same BOS/EOS use and ids, vocab sizes within 128, same token texts); empty when it can.
+std::string draft_incompatibility(const Model & target, const Model & draft);
+
+// A small model with the target's vocabulary that drafts tokens greedily: its own context (one
+// sequence per slot, the same threads), each sequence kept as the longest prefix of the slot's
+// tokens it has evaluated, so a step evaluates only what is new and then the draft itself.
+class DraftModel {
+  public:
+    // Throws std::invalid_argument when the vocabularies differ, std::runtime_error on no context.
+    DraftModel(std::shared_ptr<Model> draft, const Model & target, int32_t n_ctx_seq, int32_t n_seq,
+               int32_t n_threads);
+    ~DraftModel();
+    DraftModel(const DraftModel &)             = delete;
+    DraftModel & operator=(const DraftModel &) = delete;
+
+    // Up to `n` tokens the draft model would generate after `context` (the slot's tokens ending
+    // with its last sampled one) in sequence `seq`; stops at an end-of-generation token.
+    std::vector<int32_t> propose(int32_t seq, const std::vector<int32_t> & context, int32_t n);
+    int64_t              decode_calls() const { return decode_calls_; }
+
+  private:
+    bool decode(int32_t seq, const int32_t * tokens, int32_t n, int32_t pos0);  // logits for the last
+
+    std::shared_ptr<Model>            model_;
+    llama_context *                   ctx_     = nullptr;
+    int32_t                           n_batch_ = 512;
+    int32_t                           n_ctx_seq_ = 0;
+    int32_t                           n_vocab_ = 0;  // tokens both vocabularies have
+    std::vector<std::vector<int32_t>> cache_;        // per sequence: tokens whose KV the context holds
+    int64_t                           decode_calls_ = 0;
+};
 
 }  // namespace a3s

@@ -275,6 +275,25 @@ def test_speculative_greedy_output_equals_plain_and_drafts_are_accepted(smollm2_
         loaded.close()
 
 
+def test_speculative_seeded_sampling_equals_plain(smollm2_path):
+    """The acceptance rule: each produced token is one draw of the slot's sampler from the target's
+    distribution at its position, so seeded sampling gives the plain output too (row-independent
+    kernels: the logits do not depend on the draft riding in the batch)."""
+    loaded = load_model(smollm2_path, num_ctx=1024, num_parallel=1, batch_invariant=True)
+    try:
+        ask = "Repeat this code exactly, renaming `total` to `subtotal`:\n\n" + CODE
+        tokens = loaded.tokenize(loaded.render_chat([{"role": "user", "content": ask}]).prompt, True, True)
+        opts = dict(num_predict=64, temperature=0.7, top_k=40, top_p=0.95, seed=1234, cache_prompt=False)
+        plain, _ = run_one(loaded, tokens, draft_max=0, **opts)
+        before = loaded.engine.stats()
+        spec, _ = run_one(loaded, tokens, draft_max=8, **opts)
+        after = loaded.engine.stats()
+        assert after["draft_tokens"] > before["draft_tokens"]
+        assert spec == plain
+    finally:
+        loaded.close()
+
+
 def test_draft_max_is_validated(smollm2):
     with pytest.raises(Exception, match="draft_max"):
         run_one(smollm2, [1, 2, 3], draft_max=65, num_predict=1)
@@ -287,3 +306,43 @@ def test_draft_max_is_a_request_option():
     assert options_from_layers({}, {}).to_request([1]).draft_max == -1  # the server's default
     with pytest.raises(OptionTypeError, match='option "draft_max" must be of type integer'):
         options_from_layers({}, {"draft_max": "many"})
+
+
+def test_draft_model_greedy_output_equals_plain(smollm2_path):
+    """A draft model (here SmolLM2 itself: the same vocabulary; no smaller one exists here) drafts,
+    the target verifies in its batch: greedy output equals plain decoding, drafts are accepted,
+    and beside another slot it is still the same answer."""
+    loaded = load_model(
+        smollm2_path, num_ctx=1024, num_parallel=2, batch_invariant=True, draft_path=smollm2_path
+    )
+    try:
+        assert loaded.engine.has_draft_model
+        ask = "Explain in two sentences why the sky is blue."
+        tokens = loaded.tokenize(loaded.render_chat([{"role": "user", "content": ask}]).prompt, True, True)
+        opts = dict(num_predict=48, **GREEDY)
+        plain, _ = run_one(loaded, tokens, draft_max=0, cache_prompt=False, **opts)
+        before = loaded.engine.stats()
+        spec, final = run_one(loaded, tokens, draft_max=4, cache_prompt=False, **opts)
+        after = loaded.engine.stats()
+        assert spec == plain
+        assert after["draft_decodes"] > before["draft_decodes"]
+        drafted = after["draft_tokens"] - before["draft_tokens"]
+        accepted = after["draft_accepted"] - before["draft_accepted"]
+        assert drafted > 0 and accepted > drafted // 2  # the same model: most drafts are kept
+        assert after["decode_calls"] - before["decode_calls"] < final.eval_count
+        # the model's default length (draft_max unset) drafts too; beside another slot, same answer
+        results = run_together(
+            loaded,
+            [tokens, prompt_for(loaded, QUESTIONS[0])],
+            [dict(cache_prompt=False, **opts), dict(num_predict=32, draft_max=0, **GREEDY)],
+        )
+        assert results[0][0] == plain
+    finally:
+        loaded.close()
+
+
+def test_draft_model_with_another_vocabulary_is_a_clear_error(smollm2_path, gemma3_path):
+    from a3s_power.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="vocabulary does not match"):
+        load_model(smollm2_path, num_ctx=512, draft_path=gemma3_path)

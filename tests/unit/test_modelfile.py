@@ -137,3 +137,26 @@ def test_deprecated_parameters_warn_and_drop() -> None:
     request = parse_modelfile("FROM x\nPARAMETER mirostat 1\nPARAMETER top_k 5\n").to_request(Path("/"))
     assert request.parameters == {"top_k": 5}
     assert request.warnings == ["parameter 'mirostat' is deprecated"]
+
+
+def test_speculative_parameters_parse_and_type() -> None:
+    """`PARAMETER draft_max N` (an int like Ollama's options) and `PARAMETER draft_model <name>`
+    (a store name, A3S Power's own) reach the create request typed; a bad value is a clear error."""
+    request = parse_modelfile("FROM x\nPARAMETER draft_max 8\nPARAMETER draft_model smol-draft\n").to_request(
+        Path(".")
+    )
+    assert request.parameters == {"draft_max": 8, "draft_model": "smol-draft"}
+    with pytest.raises(InvalidModelfile, match="invalid int value"):
+        parse_modelfile("FROM x\nPARAMETER draft_max lots\n").to_request(Path("."))
+    from a3s_power.runtime.options import OptionTypeError, options_from_layers
+    from a3s_power.store.parameters import coerce_parameter
+
+    assert coerce_parameter("draft_model", "smol-draft") == "smol-draft"
+    with pytest.raises(InvalidModelfile, match="draft_model"):
+        coerce_parameter("draft_model", 3)
+    # the Modelfile layer sets the default, a request option wins; draft_model is no request option
+    assert options_from_layers({"draft_max": 8, "draft_model": "x"}, {}).draft_max == 8
+    assert options_from_layers({"draft_max": 8}, {"draft_max": 0}).draft_max == 0
+    assert options_from_layers({"draft_num_predict": 6}, {}).draft_max == 6  # Ollama's name for it
+    with pytest.raises(OptionTypeError, match='option "draft_max" is out of range'):
+        options_from_layers({}, {"draft_max": 65})

@@ -177,6 +177,7 @@ def load_model(
     cache_ram_mib: int = 8192,
     kv_unified: bool | None = None,
     draft_max: int = 0,
+    draft_path: str | os.PathLike[str] | None = None,
 ) -> LoadedModel:
     """Load a GGUF file and start its engine. Raises ModelLoadError with a readable reason.
 
@@ -196,6 +197,8 @@ def load_model(
     (with `batch_invariant=True, kv_unified=True` slots share cells and kernels stay row-independent).
     `draft_max` is the n-gram speculative draft length of requests that do not set `draft_max`
     (A3S_POWER_SPECULATIVE; 0: off).
+    `draft_path`: a GGUF with the same vocabulary (a smaller model of the family) loaded beside this
+    one to draft tokens instead of n-gram lookup; a mismatched vocabulary is an InvalidRequest.
     """
     if kv_cache_type not in ("", "f16", "f32", "bf16") and flash_attention is False:
         raise ModelLoadError(f"a quantized KV cache ({kv_cache_type}) needs flash attention")
@@ -255,9 +258,14 @@ def load_model(
         if pooling not in _POOLING:
             raise InvalidRequest(f"unknown pooling {pooling!r}; expected one of {sorted(_POOLING)}")
         ep.pooling = _POOLING[pooling]
+    draft = _load_draft(draft_path, mp) if draft_path is not None and not embedding else None
     try:
-        engine = _native.Engine(model, ep, projector)
-    except (RuntimeError, ValueError) as exc:
+        engine = _native.Engine(model, ep, projector, draft)
+    except ValueError as exc:
+        if draft is not None and "draft model" in str(exc):
+            raise InvalidRequest(str(exc)) from exc
+        raise ModelLoadError(str(exc)) from exc
+    except RuntimeError as exc:
         raise ModelLoadError(str(exc)) from exc
     finally:
         logbridge.drain()
@@ -274,3 +282,17 @@ def load_model(
         rpc_servers=tuple(rpc_servers),
         rpc_dropped=dropped,
     )
+
+
+def _load_draft(path: str | os.PathLike[str], target: _native.ModelParams) -> _native.Model:
+    """The speculative draft model, loaded with the target's device and mmap settings, no adapters."""
+    mp = _native.ModelParams()
+    mp.cpu_repack = target.cpu_repack
+    mp.n_gpu_layers = target.n_gpu_layers
+    mp.use_mmap = target.use_mmap
+    try:
+        return _native.Model.load(os.fspath(path), mp)
+    except _native.ModelError as exc:
+        raise ModelLoadError(f"draft model: {exc}") from exc
+    finally:
+        logbridge.drain()

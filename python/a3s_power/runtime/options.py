@@ -37,7 +37,7 @@ Options = GenerationOptions  # the one options type: sampling + request flags + 
 # Request options Ollama's FromMap knows: the Modelfile parameters plus the legacy ones it still
 # accepts (mirostat is honoured here; the rest are accepted and ignored).
 _FLOAT = FLOAT_PARAMETERS | {"mirostat_tau", "mirostat_eta", "tfs_z"}
-_INT = INT_PARAMETERS | {"mirostat", "num_gqa", "draft_max"}
+_INT = INT_PARAMETERS | {"mirostat", "num_gqa"}
 _BOOL = BOOL_PARAMETERS | {"penalize_newline", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only",
                            "use_mlock", "embedding_only"}  # fmt: skip
 _RUNNER = frozenset(f.name for f in fields(RunnerOptions))
@@ -49,6 +49,7 @@ _FLOAT32_MAX = 3.4028234663852886e38
 # num_predict and seed are int64 in Ollama; the engine counts tokens in int32, so a larger
 # num_predict means "no limit" and is clamped.
 _WIDE = {"num_predict": _INT64, "seed": _INT64}
+_NARROW = {"draft_max": (-1, 64)}  # speculative draft length: -1 the server's default, 0 off
 
 MIN_NUM_CTX = 16  # the engine's floor (Ollama's is 4); smaller requests are raised to it
 
@@ -61,7 +62,7 @@ def _check_range(key: str, value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        low, high = _WIDE.get(key, _INT32)
+        low, high = _NARROW.get(key) or _WIDE.get(key, _INT32)
         if not low <= value <= high:
             raise OptionTypeError(
                 f'option "{key}" is out of range: {value} (must be between {low} and {high})'
@@ -115,6 +116,8 @@ def options_from_layers(
                 merged[key] = coerce_option(key, value)
             except KeyError:
                 log.warning("invalid option provided: %s", key)
+    if "draft_num_predict" in merged and "draft_max" not in merged:  # Ollama's name for the draft length
+        merged["draft_max"] = min(64, max(0, merged["draft_num_predict"]))
     runner_values = {k: v for k, v in merged.items() if k in _RUNNER}
     runner = replace(RunnerOptions(num_ctx=default_num_ctx), **runner_values)
     num_ctx = max(MIN_NUM_CTX, runner.num_ctx)

@@ -46,6 +46,7 @@ class LoadSpec:
     projector_path: str | None = None  # mmproj GGUF (vision)
     cache_ram_mib: int = 8192
     draft_max: int = 0
+    draft_path: str | None = None  # speculative draft model GGUF (PARAMETER draft_model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ def _load(spec: LoadSpec) -> LoadedModel:
         projector_path=spec.projector_path,
         cache_ram_mib=spec.cache_ram_mib,
         draft_max=spec.draft_max,
+        draft_path=spec.draft_path,
         max_queue=1 << 20,  # the scheduler's queue is the one that answers 503
     )
 

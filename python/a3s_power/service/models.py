@@ -103,9 +103,27 @@ def load_plan(
         projector_path=_projector_path(model) if not embedding else None,
         cache_ram_mib=settings.cache_ram_mib,
         draft_max=settings.draft_max,
+        draft_path=None if embedding else _draft_path(state, model),
         **runner,
     )
     return merged, spec
+
+
+def _draft_path(state: ServerState, model: ResolvedModel) -> str | None:
+    """The speculative draft model: `PARAMETER draft_model <name>` (a model in the store), else an
+    Ollama draft layer. A name the store does not have is a 400 naming it."""
+    name = model.view.parameters.get("draft_model")
+    if isinstance(name, str) and name:
+        try:
+            view = ModelView(state.store, name)
+        except (ModelNotFound, InvalidModelName):
+            view = None
+        if view is None or view.model_path is None:
+            raise InvalidRequest(
+                f"draft model '{name}' not found (PARAMETER draft_model of '{model.requested}')"
+            )
+        return str(view.model_path)
+    return str(model.view.draft_path) if model.view.draft_path is not None else None
 
 
 def _projector_path(model: ResolvedModel) -> str | None:

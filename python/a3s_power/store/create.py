@@ -168,6 +168,7 @@ def create_events(store: ModelStore, request: CreateRequest) -> Iterator[Event]:
     if request.parameters is not None:
         merged = {**_base_params(store, layers), **_validated_params(request.parameters)}
         merged = {k: v for k, v in merged.items() if v is not None}
+        _check_draft_model(store, request.parameters.get("draft_model"))
         layers = _replace(
             layers, (MEDIA_PARAMS,), _json_layer(store, merged, MEDIA_PARAMS, created) if merged else None
         )
@@ -332,6 +333,18 @@ def _base_params(store: ModelStore, layers: list[Layer]) -> dict[str, Any]:
                 if isinstance(value, dict):
                     return value
     return {}
+
+
+def _check_draft_model(store: ModelStore, name: Any) -> None:
+    """`PARAMETER draft_model <name>` names a model the store has (checked again at load)."""
+    if not isinstance(name, str) or not name:
+        return
+    try:
+        found = store.find(name.strip())
+    except Exception:  # an invalid name
+        found = None
+    if found is None:
+        raise CreateError(f"draft model '{name.strip()}' not found")
 
 
 def _validated_params(parameters: Mapping[str, Any]) -> dict[str, Any]:

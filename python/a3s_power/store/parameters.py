@@ -11,13 +11,16 @@ from a3s_power.store.errors import InvalidModelfile
 
 INT_PARAMETERS = frozenset(
     {"num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx", "num_batch", "num_gpu",
-     "main_gpu", "num_thread", "draft_num_predict"}
+     "main_gpu", "num_thread", "draft_num_predict", "draft_max"}
 )  # fmt: skip
 FLOAT_PARAMETERS = frozenset(
     {"top_p", "min_p", "typical_p", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty"}
 )
 BOOL_PARAMETERS = frozenset({"use_mmap"})
 LIST_PARAMETERS = frozenset({"stop"})
+# A3S Power's own: the store name of a small model with the same vocabulary that drafts tokens for
+# speculative decoding (loaded beside this one); Ollama has no draft models.
+STRING_PARAMETERS = frozenset({"draft_model"})
 # A3S Power's own: comma-separated shares of a model's layers (local device first, then each
 # RPC worker in `serve --rpc` order), e.g. "1,1,1"; Ollama has no multi-host split.
 SPLIT_PARAMETERS = frozenset({"tensor_split"})
@@ -26,7 +29,8 @@ DEPRECATED_PARAMETERS = frozenset(
     {"penalize_newline", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "mirostat",
      "mirostat_tau", "mirostat_eta"}
 )  # fmt: skip
-KNOWN_PARAMETERS = INT_PARAMETERS | FLOAT_PARAMETERS | BOOL_PARAMETERS | LIST_PARAMETERS | SPLIT_PARAMETERS
+_SCALAR_PARAMETERS = INT_PARAMETERS | FLOAT_PARAMETERS | BOOL_PARAMETERS
+KNOWN_PARAMETERS = _SCALAR_PARAMETERS | LIST_PARAMETERS | SPLIT_PARAMETERS | STRING_PARAMETERS
 
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
 _FLOAT_RE = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$|^[+-]?(inf|infinity|nan)$", re.I)
@@ -40,6 +44,10 @@ def parse_parameter_values(name: str, values: list[str], line: int = 0) -> Any:
     if name in LIST_PARAMETERS:
         return list(values)
     value = values[-1]
+    if name in STRING_PARAMETERS:
+        if not value.strip():
+            raise InvalidModelfile(f"invalid value {shown} for {name}: a model name is required", line)
+        return value.strip()
     if name in SPLIT_PARAMETERS:
         return split_value(name, value, lambda msg: InvalidModelfile(msg, line))
     if name in INT_PARAMETERS:
@@ -83,6 +91,10 @@ def typed_json_value(
     anything not int/float/list is a bool. Raises `error(<Ollama's text>)`."""
     if name in SPLIT_PARAMETERS:
         return split_value(name, value, error)
+    if name in STRING_PARAMETERS:
+        if not isinstance(value, str) or not value.strip():
+            raise error(f'option "{name}" must be a model name (a non-empty string)')
+        return value.strip()
     if name in lists:
         if not isinstance(value, list):
             raise error(f'option "{name}" must be of type array')
