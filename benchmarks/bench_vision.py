@@ -5,12 +5,16 @@
 `image_url` data URL.
 
 Measured per rep (servers alternate, order flipped each rep, after bench_engine's CPU-idle wait):
-  * image TTFT: request sent → first content delta, a fresh picture each time (no cache hit);
+  * image TTFT: request sent → first content delta, `--images` fresh pictures each (no cache hit);
   * decode tok/s of a text stream while another stream sends two fresh pictures (the text stream's
     completion tokens / its wall time), i.e. how much image prefill stalls the other slots.
 Writes benchmarks/results/<timestamp>-vision-<model>.json and prints a markdown table.
 
     python benchmarks/bench_vision.py [--threads 2] [--reps 5] [--llama-server PATH]
+
+On a machine other work keeps busy, `--quiet-wait S --attempts 1` bounds bench_engine's guard (wait
+at most S seconds for idle CPUs, measure once) and the minimum beside the median tells the engines'
+cost apart from the neighbours' load; the foreign CPU use during each measurement is recorded.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import os
 import platform
@@ -27,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_engine import GUARD, RESULTS, build_tools, med, pct, prose
+from bench_engine import GUARD, RESULTS, Guard, build_tools, med, pct, prose
 from bench_http import OpenAIServer, start_llama_server, start_ours
 
 HERE = Path(__file__).resolve().parent
@@ -93,6 +98,7 @@ async def measure(args: argparse.Namespace, gguf: Path, mmproj: Path, exe: Path,
     per: dict[str, dict[str, list[float]]] = {
         s.name: {"ttft": [], "mixed_tps": [], "solo_tps": []} for s in servers
     }
+    foreign: dict[str, list[float]] = {s.name: [] for s in servers}
     seed = 1000
     try:
         await ours.wait_ready("/")
@@ -102,13 +108,15 @@ async def measure(args: argparse.Namespace, gguf: Path, mmproj: Path, exe: Path,
             await image_chat(s, 1, 4)
         for rep in range(args.reps):
             for s in servers[:: 1 if rep % 2 == 0 else -1]:
-                seed += 1
+                n_foreign = len(GUARD.foreign)
+                for _ in range(args.images):
+                    seed += 1
 
-                async def one(s: OpenAIServer = s, seed: int = seed) -> tuple[float, float, int]:
-                    return await image_chat(s, seed, 8)
+                    async def one(s: OpenAIServer = s, seed: int = seed) -> tuple[float, float, int]:
+                        return await image_chat(s, seed, 8)
 
-                ttft, _, _ = await GUARD.run(s.pids, one)
-                per[s.name]["ttft"].append(ttft * 1e3)
+                    ttft, _, _ = await GUARD.run(s.pids, one)
+                    per[s.name]["ttft"].append(ttft * 1e3)
                 text = f"{seed} " + prose(str(seed), 60)
 
                 async def solo(s: OpenAIServer = s, text: str = text) -> tuple[float, float, int]:
@@ -126,6 +134,7 @@ async def measure(args: argparse.Namespace, gguf: Path, mmproj: Path, exe: Path,
 
                 _, wall, toks = await GUARD.run(s.pids, mixed)
                 per[s.name]["mixed_tps"].append(toks / wall)
+                foreign[s.name] += GUARD.foreign[n_foreign:]
             print(f"  rep {rep + 1}: " + ", ".join(
                 f"{n} TTFT {d['ttft'][-1]:.0f} ms, text {d['mixed_tps'][-1]:.1f} tok/s beside images"
                 for n, d in per.items()), flush=True)  # fmt: skip
@@ -134,10 +143,14 @@ async def measure(args: argparse.Namespace, gguf: Path, mmproj: Path, exe: Path,
             await s.close()
     return {
         name: {
+            "image_ttft_min_ms": min(d["ttft"]),
             "image_ttft_p50_ms": pct(d["ttft"], 0.5),
             "image_ttft_p95_ms": pct(d["ttft"], 0.95),
             "text_tps_solo": med(d["solo_tps"]),
+            "text_tps_solo_max": max(d["solo_tps"]),
             "text_tps_beside_images": med(d["mixed_tps"]),
+            "text_tps_beside_images_max": max(d["mixed_tps"]),
+            "foreign_cpu_cores_median": med(foreign[name]),
             "raw": d,
         }
         for name, d in per.items()
@@ -155,13 +168,17 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for key, label in (
+        ("image_ttft_min_ms", "image TTFT min ms"),
         ("image_ttft_p50_ms", "image TTFT p50 ms"),
         ("image_ttft_p95_ms", "image TTFT p95 ms"),
-        ("text_tps_solo", "text stream tok/s alone"),
-        ("text_tps_beside_images", "text stream tok/s beside 2 image requests"),
+        ("text_tps_solo", "text stream tok/s alone, median"),
+        ("text_tps_solo_max", "text stream tok/s alone, best"),
+        ("text_tps_beside_images", "text stream tok/s beside 2 image requests, median"),
+        ("text_tps_beside_images_max", "text stream tok/s beside 2 image requests, best"),
+        ("foreign_cpu_cores_median", "other processes' CPU use during it, cores (median)"),
     ):
-        ratio = ours[key] / server[key] if server[key] else float("nan")
-        lines.append(f"| {label} | {ours[key]:.1f} | {server[key]:.1f} | {ratio:.2f} |")
+        ratio = f"{ours[key] / server[key]:.2f}" if server[key] and "foreign" not in key else "—"
+        lines.append(f"| {label} | {ours[key]:.1f} | {server[key]:.1f} | {ratio} |")
     lines += ["", f"Command: `{doc['command']}`"]
     return "\n".join(lines)
 
@@ -178,8 +195,13 @@ def main() -> None:
     parser.add_argument("--num-ctx", type=int, default=2048)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--images", type=int, default=3, help="image TTFT samples per server per rep")
+    parser.add_argument("--quiet-wait", type=float, default=30.0, help="longest wait for idle CPUs, s")
+    parser.add_argument("--attempts", type=int, default=3, help="measurements redone when the CPUs were busy")
     parser.add_argument("--llama-server", type=Path, default=os.environ.get("LLAMA_SERVER"))
     args = parser.parse_args()
+    GUARD.attempts = args.attempts
+    GUARD.wait_quiet = functools.partial(Guard.wait_quiet, timeout_s=args.quiet_wait)  # type: ignore[method-assign]
     from a3s_power.bundled import bundled_model_path
 
     gguf = args.model or bundled_model_path("smollm2:135m")

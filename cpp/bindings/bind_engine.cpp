@@ -24,6 +24,9 @@ py::dict completion_dict(const a3s::Completion & c) {
     d["media_tokens"]         = c.media_tokens;
     d["media_chunks"]         = c.media_chunks;
     d["media_encode_duration"] = c.media_encode_ns;
+    d["n_cached"]             = c.n_cached;
+    d["next_pos"]             = c.next_pos;
+    d["kv_pos_max"]           = c.kv_pos_max;
     d["context"]              = c.context;
     return d;
 }

@@ -48,6 +48,9 @@ struct Completion {
     int32_t     media_tokens    = 0;  // prompt positions taken by images (in prompt_eval when evaluated)
     int32_t     media_chunks    = 0;  // images encoded for this request (0 when reused from the cache)
     int64_t     media_encode_ns = 0;  // image encode + decode time (part of prompt_eval_ns)
+    int32_t     n_cached        = 0;  // tokens in the slot's cache when it finished (images count n_tokens)
+    int32_t     next_pos        = 0;  // position the next token would take (images advance by n_pos)
+    int32_t     kv_pos_max      = -1;  // highest position in the slot's KV sequence (llama_memory_seq_pos_max)
     std::vector<int32_t> context;  // prompt + generated tokens (Ollama's deprecated `context`)
 };
 

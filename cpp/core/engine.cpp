@@ -915,6 +915,9 @@ void Engine::finish(Slot & slot, const std::string & reason) {
     c.done_reason    = reason;
     c.eval_ns        = slot.done.eval_count > 0 ? ns_between(slot.t_first, Clock::now()) : 0;
     if (slot.state == Slot::State::Prefill) c.prompt_eval_ns = ns_between(slot.t_start, Clock::now());
+    c.n_cached   = (int32_t) slot.cache.size();
+    c.next_pos   = (int32_t) slot.pos();
+    c.kv_pos_max = (int32_t) llama_memory_seq_pos_max(llama_get_memory(ctx_), slot.id);
     for (int32_t t : slot.prompt) {
         if (t != MEDIA_TOKEN) c.context.push_back(t);  // images have no token ids
     }

@@ -27,8 +27,8 @@ from a3s_power.store.parameters import (
     typed_json_value,
 )
 
-__all__ = ["MIN_NUM_CTX", "OptionTypeError", "Options", "RunnerOptions", "coerce_option", "merge_options",
-           "options_from_layers"]  # fmt: skip
+__all__ = ["MIN_NUM_CTX", "VISION_MIN_NUM_CTX", "OptionTypeError", "Options", "RunnerOptions",
+           "coerce_option", "merge_options", "options_from_layers"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ _WIDE = {"num_predict": _INT64, "seed": _INT64}
 _NARROW = {"draft_max": (-1, 64)}  # speculative draft length: -1 the server's default, 0 off
 
 MIN_NUM_CTX = 16  # the engine's floor (Ollama's is 4); smaller requests are raised to it
+VISION_MIN_NUM_CTX = 2048  # Ollama's scheduler: "multimodal models require at least 2048 context"
 
 
 class OptionTypeError(InvalidRequest):
@@ -104,9 +105,14 @@ def coerce_option(key: str, value: Any) -> Any:
 
 
 def options_from_layers(
-    *layers: Mapping[str, Any] | None, default_num_ctx: int = 4096, trained_ctx: int = 0
+    *layers: Mapping[str, Any] | None,
+    default_num_ctx: int = 4096,
+    trained_ctx: int = 0,
+    min_num_ctx: int = MIN_NUM_CTX,
 ) -> Options:
-    """Later layers win. The defaults are `GenerationOptions`' and `RunnerOptions`' own."""
+    """Later layers win. The defaults are `GenerationOptions`' and `RunnerOptions`' own. `num_ctx`
+    is raised to `min_num_ctx` (VISION_MIN_NUM_CTX for a model with a projector, as Ollama does),
+    then capped at the trained context."""
     merged: dict[str, Any] = {}
     for layer in layers:
         for key, value in (layer or {}).items():
@@ -120,7 +126,7 @@ def options_from_layers(
         merged["draft_max"] = min(64, max(0, merged["draft_num_predict"]))
     runner_values = {k: v for k, v in merged.items() if k in _RUNNER}
     runner = replace(RunnerOptions(num_ctx=default_num_ctx), **runner_values)
-    num_ctx = max(MIN_NUM_CTX, runner.num_ctx)
+    num_ctx = max(MIN_NUM_CTX, min_num_ctx, runner.num_ctx)
     if trained_ctx > 0:
         num_ctx = min(num_ctx, trained_ctx)
     runner = replace(

@@ -10,7 +10,7 @@ from typing import Any
 
 from a3s_power.durations import keep_alive_seconds
 from a3s_power.errors import InvalidRequest, NotFound
-from a3s_power.runtime.options import Options, options_from_layers
+from a3s_power.runtime.options import MIN_NUM_CTX, VISION_MIN_NUM_CTX, Options, options_from_layers
 from a3s_power.runtime.scheduler import LoadSpec, Runner, RunnerInfo
 from a3s_power.service.state import ServerState
 from a3s_power.store.blobs import sha256_bytes
@@ -87,8 +87,13 @@ def load_plan(
     """The merged options and the load spec they imply (the runner part plus the server's own)."""
     settings = state.settings
     trained = (model.info.context_length or 0) if model.info is not None else 0
+    projector = _projector_path(model) if not embedding else None
     merged = options_from_layers(
-        model.view.parameters, options, default_num_ctx=settings.context_length, trained_ctx=trained
+        model.view.parameters,
+        options,
+        default_num_ctx=settings.context_length,
+        trained_ctx=trained,
+        min_num_ctx=VISION_MIN_NUM_CTX if projector else MIN_NUM_CTX,
     )
     runner = asdict(merged.runner)
     runner["num_thread"] = runner["num_thread"] or settings.num_thread
@@ -100,7 +105,7 @@ def load_plan(
         flash_attention=settings.flash_attention,
         kv_cache_type=settings.kv_cache_type,
         rpc_servers=settings.rpc_servers,
-        projector_path=_projector_path(model) if not embedding else None,
+        projector_path=projector,
         cache_ram_mib=settings.cache_ram_mib,
         draft_max=settings.draft_max,
         draft_path=None if embedding else _draft_path(state, model),

@@ -271,3 +271,22 @@ def test_modelfile_second_from_is_the_projector(
     body = {"model": "smol-vision-mf", "stream": False, "options": {"num_predict": 2}, "messages": [message]}
     reply = httpx.post(vision_server.url + "/api/chat", timeout=120, json=body).json()
     assert reply["prompt_eval_count"] >= N_IMAGE_TOKENS
+
+
+def test_a_vision_model_gets_at_least_2048_context(vision_server: LiveServer, olla: ollama.Client) -> None:
+    """Ollama's scheduler raises num_ctx to 2048 for a model with a projector (room for images);
+    a text model keeps the small context it asked for."""
+    for model, expected in ((VISION_MODEL, 2048), (TEXT_MODEL, 256)):
+        olla.chat(
+            model=model,
+            messages=[{"role": "user", "content": QUESTION}],
+            options={"temperature": 0, "num_predict": 2, "num_ctx": 256},
+        )
+        ps = httpx.get(vision_server.url + "/api/ps", timeout=10).json()["models"]
+        entry = next(m for m in ps if m["name"].startswith(model))
+        assert entry["context_length"] == expected, (model, entry)
+    olla.chat(  # and it still takes pictures there
+        model=VISION_MODEL,
+        messages=[{"role": "user", "content": QUESTION, "images": [sample_image(12)]}],
+        options={"temperature": 0, "num_predict": 2, "num_ctx": 256},
+    )
