@@ -294,6 +294,7 @@ def chat_job(req: ChatCompletionRequest) -> ChatJob:
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     job = openai_job(req, chat_messages(req.messages), max_tokens)
     job.tools, job.tool_choice, job.think, job.format = tools, tool_choice, _think(req), _format(req)
+    job.format_field = "response_format"
     job.logprobs, job.top_logprobs, job.ignore_eos = req.logprobs, req.top_logprobs, req.ignore_eos
     return job
 
