@@ -48,6 +48,7 @@ class ModelStore:
         self.layout = StoreLayout(root if root is not None else default_models_root(self.env))
         # list_models: entries of unchanged manifests (same mtime and size) are not re-read
         self._entries: dict[str, tuple[tuple[int, int], ModelEntry]] = {}
+        self._listed: int | None = None  # how many models the last list_models found
 
     @property
     def root(self) -> Path:
@@ -134,12 +135,15 @@ class ModelStore:
         """Every valid manifest, newest first. Unreadable manifests are skipped, as Ollama does."""
         entries = self._listing(read=True)
         assert entries is not None
+        self._listed = len(entries)
         return entries
 
-    def cached_listing(self) -> list[ModelEntry] | None:
+    def cached_listing(self, max_models: int = 64) -> list[ModelEntry] | None:
         """list_models from what it read before: a directory walk and a stat per manifest, no file
-        read (quick enough for the event loop on a small store). None when any manifest is new or
-        changed since (then list_models reads it)."""
+        read (quick enough for the event loop while the store holds up to `max_models`). None when
+        list_models has not run, found more, or any manifest is new or changed since."""
+        if self._listed is None or self._listed > max_models:
+            return None
         return self._listing(read=False)
 
     def _listing(self, *, read: bool) -> list[ModelEntry] | None:

@@ -65,6 +65,8 @@ def test_listing_follows_another_process_writing_the_store(tags_server: LiveServ
     before = _tags(tags_server)
     other.copy(MODEL, "outside:1")
     assert set(_tags(tags_server)) == {MODEL, "outside:1"}
+    v1 = httpx.get(tags_server.url + "/v1/models", timeout=30).json()["data"]
+    assert {m["id"] for m in v1} == {MODEL, "outside:1"}  # /v1/models lists from the same cache
     path = other.layout.manifest_path(other.target_name(other.find("outside:1")))  # type: ignore[arg-type]
     stamp = path.stat().st_mtime - 86_400
     os.utime(path, (stamp, stamp))  # same bytes, another modification time
@@ -72,4 +74,5 @@ def test_listing_follows_another_process_writing_the_store(tags_server: LiveServ
     assert list(_tags(tags_server)) == [MODEL, "outside:1"]  # newest first: now the older one
     path.unlink()
     assert list(_tags(tags_server)) == [MODEL]
+    assert httpx.get(tags_server.url + "/v1/models/outside:1", timeout=30).status_code == 404
     assert httpx.head(tags_server.url + "/api/tags").status_code == 200

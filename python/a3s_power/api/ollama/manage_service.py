@@ -21,6 +21,7 @@ from a3s_power.errors import InvalidRequest, PowerError
 from a3s_power.errors import ModelNotFound as AnyModelNotFound
 from a3s_power.registry import options_from_env, pull_model, push_model
 from a3s_power.runtime.scheduler import Scheduler
+from a3s_power.service.models import list_entries
 from a3s_power.store.blobs import BlobWriter
 from a3s_power.store.create import CreateRequest, create_model
 from a3s_power.store.errors import BlobNotFound, InvalidModelName, StoreFull, is_disk_full
@@ -41,32 +42,15 @@ class NotFound(PowerError):
 
 
 # -- list / show ----------------------------------------------------------------------------------
-# A store with up to this many manifests is checked on the event loop (a walk and a stat each:
-# well under a millisecond, less than a hop to a worker thread); a larger one on a worker thread.
-INLINE_LISTING_MAX = 64
 # the last /api/tags body per store, with the entries it was made from (reused while they are)
 _TAGS_BODIES: weakref.WeakKeyDictionary[ModelStore, tuple[list[ModelEntry], bytes]]
 _TAGS_BODIES = weakref.WeakKeyDictionary()
 
 
-async def list_entries(store: ModelStore) -> list[ModelEntry]:
-    """The store's models, newest first: what it read before when nothing changed on disk (checked
-    inline for a small store), else read on a worker thread."""
-    last = _TAGS_BODIES.get(store)
-    entries = store.cached_listing() if last is not None and len(last[0]) <= INLINE_LISTING_MAX else None
-    if entries is None:
-        entries = await asyncio.to_thread(store.list_models)
-    return entries
-
-
-async def list_tags(store: ModelStore) -> ListResponse:
-    """`/api/tags`: every local model, newest first."""
-    return ListResponse([list_model(entry) for entry in await list_entries(store)])
-
-
 async def list_tags_body(store: ModelStore) -> bytes:
-    """`/api/tags` encoded; the same bytes again while the store's manifests are unchanged (same
-    files, mtimes and sizes), so a create, copy, delete or pull shows in the next listing."""
+    """`/api/tags` (every local model, newest first) encoded; the same bytes again while the
+    store's manifests are unchanged (same files, mtimes and sizes), so a create, copy, delete or
+    pull shows in the next listing."""
     entries = await list_entries(store)
     last = _TAGS_BODIES.get(store)
     if (

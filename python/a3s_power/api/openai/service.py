@@ -48,7 +48,7 @@ from a3s_power.service.chat import ReplyEnd, ReplyPiece
 from a3s_power.service.embedding import embed_texts
 from a3s_power.service.images import image_from_url
 from a3s_power.service.job import ChatJob, ChatMessage, ContentPart, ToolCall, ToolChoice, tool_name
-from a3s_power.service.models import resolve
+from a3s_power.service.models import list_entries, resolve
 from a3s_power.service.state import ServerState
 
 FINGERPRINT = "fp_ollama"
@@ -446,16 +446,16 @@ def _model_object(entry: Any) -> ModelObject:
                        owned_by=name.namespace)  # fmt: skip
 
 
-def list_models(state: ServerState) -> ModelList:
-    return ModelList(data=[_model_object(e) for e in state.store.list_models()])
+async def list_models(state: ServerState) -> ModelList:
+    return ModelList(data=[_model_object(e) for e in await list_entries(state.store)])
 
 
-def retrieve_model(state: ServerState, model: str) -> ModelObject:
+async def retrieve_model(state: ServerState, model: str) -> ModelObject:
     try:
         target = state.store.find(model)
     except PowerError:
         target = None
-    for entry in state.store.list_models():
+    for entry in await list_entries(state.store):
         if target is not None and entry.name.key == target.key:
             return _model_object(entry)
     raise NotFound(f"model '{model}' not found")
