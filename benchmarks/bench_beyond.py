@@ -26,9 +26,6 @@ import contextlib
 import json
 import platform
 import re
-import socket
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,13 +34,14 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import build_tools, prose, resolve_model, stop_process  # noqa: E402
+from _servers import ServerProcess, free_port, llama_server_cmd, stream_completion  # noqa: E402
+from bench_engine import build_tools, prose, resolve_model  # noqa: E402
+from bench_engine import med as bench_med  # noqa: E402
 
 from a3s_power.runtime import Chunk, Completion, GenerationOptions, LoadedModel, generate, load_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-HOST = "127.0.0.1"
 
 CODE_LINES = [
     "def load_records(path):",
@@ -153,62 +151,16 @@ class Ours:
         self.loaded.close()
 
 
-class Server:
-    name = "llama-server"
-
+class Server(ServerProcess):
     def __init__(
         self, exe: Path, path: Path, threads: int, num_ctx: int, parallel: int, extra: list[str], log: Path
     ) -> None:
-        with socket.socket() as s:
-            s.bind((HOST, 0))
-            self.port = s.getsockname()[1]
-        cmd = [
-            str(exe),
-            "-m",
-            str(path),
-            "-t",
-            str(threads),
-            "-tb",
-            str(threads),
-            "-c",
-            str(num_ctx * parallel),
-            "--parallel",
-            str(parallel),
-            "--kv-unified",
-            "-b",
-            "2048",
-            "-ub",
-            "512",
-            "-fa",
-            "auto",
-            "--swa-full",
-            "--no-webui",
-            "--metrics",
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            *extra,
-        ]
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        self.client = httpx.AsyncClient(
-            base_url=f"http://{HOST}:{self.port}",
-            timeout=httpx.Timeout(900.0),
-            # one connection per request: llama-server dropped a reused keep-alive one mid-run
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
-        )
+        port = free_port()
+        cmd = llama_server_cmd(exe, path, threads, num_ctx, parallel, port, extra=extra)
+        super().__init__("llama-server", cmd, port, log, timeout=900.0)
 
-    async def wait_ready(self) -> None:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama-server exited with {self.proc.returncode}; see {self.log.name}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await self.client.get("/health")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-        raise TimeoutError("llama-server did not become healthy")
+    async def wait_ready(self, path: str = "/health", timeout_s: float = 180.0) -> None:
+        await super().wait_ready(path, timeout_s)
 
     async def complete(
         self,
@@ -226,43 +178,20 @@ class Server:
             "ignore_eos": ignore_eos,
             **greedy(n_predict),
         }
-        t0 = time.perf_counter()
-        ttft = t_last = 0.0
-        parts: list[str] = []
-        final: dict[str, Any] = {}
-        async with self.client.stream("POST", "/completion", json=body) as resp:
-            resp.raise_for_status()
-            async for line in resp.aiter_lines():
-                if not line.startswith("data: "):
-                    continue
-                ev = json.loads(line[6:])
-                now = time.perf_counter() - t0
-                if ev.get("content") or ev.get("tokens"):
-                    if not ttft:
-                        ttft = now
-                    t_last = now
-                parts.append(ev.get("content", ""))
-                if ev.get("stop"):
-                    final = ev
-        timings = final.get("timings", {})
+        r = await stream_completion(self.client, body)
         return {
-            "ttft": ttft,
-            "total": t_last,
-            "n_gen": int(timings.get("predicted_n", 0)),
-            "n_eval": int(timings.get("prompt_n", 0)),
-            "n_cached": int(timings.get("cache_n", 0)),
-            "text": "".join(parts),
+            "ttft": r.ttft,
+            "total": r.last,
+            "n_gen": int(r.timings.get("predicted_n", 0)),
+            "n_eval": int(r.timings.get("prompt_n", 0)),
+            "n_cached": int(r.timings.get("cache_n", 0)),
+            "text": r.text,
         }
 
     def prompt_evaluated(self) -> int:
         text = httpx.get(self.client.base_url.join("/metrics"), timeout=10).text
         m = re.search(r"^llamacpp:prompt_tokens_total (\S+)$", text, re.M)
         return int(float(m.group(1))) if m else -1
-
-    async def close(self) -> None:
-        await self.client.aclose()
-        stop_process(self.proc)
-        self.log.close()
 
 
 def decode_tps(r: dict[str, Any]) -> float:
@@ -271,7 +200,7 @@ def decode_tps(r: dict[str, Any]) -> float:
 
 
 def med(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
+    return bench_med(xs, empty=float("nan"))
 
 
 @contextlib.asynccontextmanager

@@ -24,7 +24,6 @@ import platform
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,12 +34,12 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import httpx
+from _servers import ServerProcess, free_port, llama_server_cmd, stream_completion
 
 from a3s_power.runtime import Chunk, Completion, GenerationOptions, LoadedModel, generate, load_model
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-HOST = "127.0.0.1"
 WORDS = (  # noqa: SIM905 - a word list is easier to read as prose
     "the model server answers questions about rivers mountains cities history music science code weather "
     "gardens trains libraries bridges markets oceans forests engines planets languages recipes stories "
@@ -193,108 +192,31 @@ class Ours:
         self.loaded.close()
 
 
-class Server:
-    name = "llama-server"
-
+class Server(ServerProcess):
     def __init__(self, exe: Path, path: Path, cfg: Config, parallel: int, log: Path) -> None:
-        with socket.socket() as s:
-            s.bind((HOST, 0))
-            self.port = s.getsockname()[1]
-        self.base = f"http://{HOST}:{self.port}"
-        self.cmd = [
-            str(exe),
-            "-m",
-            str(path),
-            "-t",
-            str(cfg.threads),
-            "-tb",
-            str(cfg.threads),
-            "-c",
-            str(cfg.num_ctx * parallel),
-            "--parallel",
-            str(parallel),
-            "--kv-unified",
-            "-b",
-            str(cfg.num_batch),
-            "-ub",
-            str(cfg.num_ubatch),
-            "-fa",
-            "auto",
-            "--swa-full",
-            "--no-webui",
-            "--metrics",
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-        ]
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        self.pids = [self.proc.pid]
-        self.client = httpx.AsyncClient(
-            base_url=self.base, timeout=httpx.Timeout(600.0), limits=httpx.Limits(max_connections=64)
-        )
-
-    async def wait_ready(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama-server exited with {self.proc.returncode}; see {self.log.name}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await self.client.get("/health")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-        raise TimeoutError("llama-server did not become healthy")
+        port = free_port()
+        cmd = llama_server_cmd(exe, path, cfg.threads, cfg.num_ctx, parallel, port,
+                               batch=cfg.num_batch, ubatch=cfg.num_ubatch)  # fmt: skip
+        super().__init__("llama-server", cmd, port, log)
 
     async def complete(self, tokens: list[int], n_predict: int) -> Sample:
         body = {"prompt": tokens, "stream": True, "cache_prompt": True, **sampling(n_predict)}
-        t0 = time.perf_counter()
-        ttft = 0.0
-        parts: list[str] = []
-        final: dict[str, Any] = {}
-        async with self.client.stream("POST", "/completion", json=body) as resp:
-            resp.raise_for_status()
-            async for line in resp.aiter_lines():
-                if not line.startswith("data: "):
-                    continue
-                ev = json.loads(line[6:])
-                if not ttft and (ev.get("content") or ev.get("tokens")):
-                    ttft = time.perf_counter() - t0
-                parts.append(ev.get("content", ""))
-                if ev.get("stop"):
-                    final = ev
-        t1 = time.perf_counter()
-        timings = final.get("timings", {})
+        r = await stream_completion(self.client, body)
         return Sample(
-            ttft,
-            t1 - t0,
-            int(timings.get("predicted_n", 0)),
-            int(timings.get("prompt_n", 0)),
-            int(timings.get("cache_n", 0)),
-            "".join(parts),
-            t0,
-            t1,
+            r.ttft,
+            r.end - r.t0,
+            int(r.timings.get("predicted_n", 0)),
+            int(r.timings.get("prompt_n", 0)),
+            int(r.timings.get("cache_n", 0)),
+            r.text,
+            r.t0,
+            r.end,
         )
 
     def decode_calls(self) -> int:
         text = httpx.get(f"{self.base}/metrics", timeout=10).text
         m = re.search(r"^llamacpp:n_decode_total (\S+)$", text, re.M)
         return int(float(m.group(1))) if m else -1
-
-    async def close(self) -> None:
-        await self.client.aclose()
-        stop_process(self.proc)
-        self.log.close()
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 20 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # ----------------------------------------------------------------------------------------------- measurements
@@ -309,8 +231,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def med(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
+def med(values: list[float], empty: float = 0.0) -> float:
+    return statistics.median(values) if values else empty
 
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -21,51 +21,21 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from bench_engine import GUARD, RESULTS, build_tools, med, pct, prose, resolve_model, stop_process
-
-HOST = "127.0.0.1"
+from _servers import HOST, ServerProcess, free_port, llama_server_cmd
+from bench_engine import GUARD, RESULTS, build_tools, med, pct, prose, resolve_model
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-class OpenAIServer:
+class OpenAIServer(ServerProcess):
     """A server process speaking OpenAI's chat completions on 127.0.0.1."""
 
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int, log: Path) -> None:
-        self.name, self.port = name, port
-        self.base = f"http://{HOST}:{port}"
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.pids = [self.proc.pid]
-        self.client = httpx.AsyncClient(
-            base_url=self.base, timeout=600, limits=httpx.Limits(max_connections=64)
-        )
-
-    async def wait_ready(self, path: str, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                if (await self.client.get(path)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"{self.name} did not become ready")
+        super().__init__(name, cmd, port, log, env=env)
 
     async def chat(self, model: str, text: str, max_tokens: int) -> tuple[float, float, int]:
         """(TTFT s, wall s, completion tokens) of one streamed chat completion."""
@@ -94,16 +64,11 @@ class OpenAIServer:
                     tokens = int(event["usage"]["completion_tokens"])
         return ttft, time.perf_counter() - t0, tokens
 
-    async def close(self) -> None:
-        await self.client.aclose()
-        stop_process(self.proc)
-        self.log.close()
-
 
 def start_ours(
     gguf: Path, store_root: Path, threads: int, num_ctx: int, parallel: int, log: Path
 ) -> OpenAIServer:
-    port = _port()
+    port = free_port()
     env = {
         **os.environ,
         "OLLAMA_HOST": f"{HOST}:{port}",
@@ -125,35 +90,8 @@ def start_llama_server(
     log: Path,
     extra: list[str] | None = None,
 ) -> OpenAIServer:
-    port = _port()
-    cmd = [
-        str(exe),
-        "-m",
-        str(gguf),
-        "-t",
-        str(threads),
-        "-tb",
-        str(threads),
-        "-c",
-        str(num_ctx * parallel),
-        "--parallel",
-        str(parallel),
-        "--kv-unified",
-        "-b",
-        "2048",
-        "-ub",
-        "512",
-        "-fa",
-        "auto",
-        "--swa-full",
-        "--no-webui",
-        "--jinja",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        *(extra or []),
-    ]
+    port = free_port()
+    cmd = llama_server_cmd(exe, gguf, threads, num_ctx, parallel, port, flags=("--jinja",), extra=extra)
     return OpenAIServer("llama-server", cmd, dict(os.environ), port, log)
 
 

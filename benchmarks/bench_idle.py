@@ -4,9 +4,10 @@ memory with one model loaded, against llama-server holding the same model.
 
 `a3s-power serve` runs on a temporary store holding the model under 10 names (one blob, 10
 manifests); `/api/tags` is requested 200 times one after another (p50/p95 of the client-side wall
-time on 127.0.0.1). Then one short chat loads the model (OLLAMA_NUM_PARALLEL=1,
-OLLAMA_CONTEXT_LENGTH=4096) and, after 3 s idle, the RSS of our process is compared with
-llama-server's (`-c 4096 --parallel 1`, same threads) after the same request.
+time on 127.0.0.1), then `/api/version` as often (the floor: client, HTTP and middleware alone).
+Then one short chat loads the model (OLLAMA_NUM_PARALLEL=1, OLLAMA_CONTEXT_LENGTH=4096) and, after
+3 s idle, the RSS of our process is compared with llama-server's (`-c 4096 --parallel 1`, same
+threads) after the same request.
 
     python benchmarks/bench_idle.py --model smollm2:135m [--threads 2]
 """
@@ -50,14 +51,15 @@ async def measure(args: argparse.Namespace, gguf: Path, exe: Path | None, log: P
     try:
         await ours.wait_ready("/api/version")
         assert len((await ours.client.get("/api/tags")).json()["models"]) == 10
-        times = []
-        for _ in range(200):
-            t0 = time.perf_counter()
-            r = await ours.client.get("/api/tags")
-            times.append((time.perf_counter() - t0) * 1000)
-            r.raise_for_status()
-        times.sort()
-        out["tags_ms"] = {"p50": statistics.median(times), "p95": times[int(0.95 * len(times))]}
+        for key, path in (("tags_ms", "/api/tags"), ("version_ms", "/api/version")):
+            times = []
+            for _ in range(200):
+                t0 = time.perf_counter()
+                r = await ours.client.get(path)
+                times.append((time.perf_counter() - t0) * 1000)
+                r.raise_for_status()
+            times.sort()
+            out[key] = {"p50": statistics.median(times), "p95": times[int(0.95 * len(times))]}
         await ours.chat("bench", "Say hello.", 8)
         await asyncio.sleep(3)
         out["a3s_rss_mb"] = rss_mb(ours.proc.pid)
@@ -100,6 +102,8 @@ def main() -> None:
     print(
         f"| /api/tags p50 ms, 10 models | {res['tags_ms']['p50']:.2f} (p95 {res['tags_ms']['p95']:.2f}) | ≤2 |"  # noqa: E501
     )
+    floor = res["version_ms"]
+    print(f"| /api/version p50 ms (the HTTP floor) | {floor['p50']:.2f} (p95 {floor['p95']:.2f}) | |")
     if a and s:
         print(f"| idle RSS MB, one model loaded | {a:.0f} vs llama-server {s:.0f} (+{a - s:.0f}) | ≤ +80 |")
     print(f"wrote {out}")

@@ -98,9 +98,11 @@ void bind_model(py::module_ & m) {
              py::arg("kwargs") = std::map<std::string, std::string>(),
              "Render an OpenAI-shaped message list (JSON) with the model's chat template")
         .def("check_grammar", [](const Model & self, const std::string & g) { check_grammar(self, g); },
-             py::arg("gbnf"));
+             py::arg("gbnf"), py::call_guard<py::gil_scoped_release>());
 
-    m.def("json_schema_to_grammar", &json_schema_to_gbnf, py::arg("schema_json"));
+    // superlinear in a schema's optional properties: seconds for a valid schema, so without the GIL
+    m.def("json_schema_to_grammar", &json_schema_to_gbnf, py::arg("schema_json"),
+          py::call_guard<py::gil_scoped_release>());
 
     py::class_<ChatParser>(m, "ChatParser")
         .def(py::init<const std::string &, const std::string &, const std::string &, bool, bool>(),

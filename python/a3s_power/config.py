@@ -87,6 +87,7 @@ class Settings:
     image_url_allow_private: bool = False  # A3S_POWER_IMAGE_URLS_ALLOW_PRIVATE: loopback / private hosts too
     cache_ram_mib: int = 8192  # A3S_POWER_CACHE_RAM: host-RAM prompt cache per model (MiB; 0 = off)
     draft_max: int = 0  # A3S_POWER_SPECULATIVE: n-gram draft length for requests without draft_max (0 = off)
+    grammar_timeout: float = 10.0  # A3S_POWER_GRAMMAR_TIMEOUT: seconds to compile a request's schemas
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +122,7 @@ class Settings:
             kv_cache_type=_kv_cache_type(env),
             cache_ram_mib=max(0, _int(env, "A3S_POWER_CACHE_RAM", default=8192)),
             draft_max=min(64, max(0, _int(env, "A3S_POWER_SPECULATIVE", default=0))),
+            grammar_timeout=float(max(1, _int(env, "A3S_POWER_GRAMMAR_TIMEOUT", default=10))),
             api_keys=tuple(k.strip() for k in env_value(env, "A3S_POWER_API_KEYS").split(",") if k.strip()),
             rpc_servers=_rpc_servers(env),
             image_urls=env_flag(env, "A3S_POWER_IMAGE_URLS"),

@@ -31,7 +31,7 @@ from a3s_power.chat.jinja_guard import check_jinja_template
 from a3s_power.chat.reply import ReplyDelta, ReplyParser
 from a3s_power.errors import InvalidRequest
 from a3s_power.runtime.generation import Chunk, Completion, GenerationOptions, generate
-from a3s_power.runtime.grammar import grammar_for_format
+from a3s_power.runtime.grammar import check_schema, compile_off_loop, grammar_for_format, grammar_for_schema
 from a3s_power.runtime.loaded import ChatRender, LoadedModel
 from a3s_power.runtime.media import MEDIA_MARKER, DecodedImage, decode_image
 from a3s_power.runtime.scheduler import LoadSpec, Runner
@@ -121,6 +121,7 @@ class ChatPlan:
     go_template: str = ""  # an Ollama Go TEMPLATE (layer or request): rendered by chat.gotemplate
     images: list[DecodedImage | None] = field(default_factory=list)  # prompt order; None: a URL to fetch
     remote_images: dict[int, str] = field(default_factory=dict)  # index in `images` → http(s) URL
+    tools_grammar: str = ""  # generic / Go-template forced tools: their schema's GBNF (compile_grammars)
 
     @property
     def forced(self) -> bool:
@@ -182,7 +183,6 @@ def plan_chat(state: ServerState, job: ChatJob) -> ChatPlan:
     tools = list(job.tools) if job.tool_choice != "none" else list(job.tools)
     generic = bool(tools) and job.tool_choice != "none" and "tools" not in model.capabilities
     options, spec = load_plan(state, model, job.options)
-    options.grammar = grammar_for_format(job.format)
     options.logprobs = job.logprobs
     options.top_logprobs = job.top_logprobs
     options.truncate = True if job.truncate is None else job.truncate
@@ -375,14 +375,14 @@ def apply_grammar(options: GenerationOptions, plan: ChatPlan, render: ChatRender
     if options.grammar:
         return
     if plan.generic_tools:
-        options.grammar = grammar_for_format(generic_schema(plan.tools, plan.forced))
+        options.grammar = plan.tools_grammar
         return
     if plan.go_template and plan.forced:  # a Go template's own call format, from the first token
         from a3s_power.chat.gotemplate import parse_go_template
-        from a3s_power.chat.gotemplate.tools import forced_call_grammar, forced_call_schema, tool_call_tag
+        from a3s_power.chat.gotemplate.tools import forced_call_grammar, tool_call_tag
 
         tag = tool_call_tag(parse_go_template(plan.go_template))
-        options.grammar = forced_call_grammar(grammar_for_format(forced_call_schema(plan.tools)), tag)
+        options.grammar = forced_call_grammar(plan.tools_grammar, tag)
         return
     if render is None or not render.grammar or not plan.tools or plan.job.tool_choice == "none":
         return
@@ -404,6 +404,46 @@ def apply_grammar(options: GenerationOptions, plan: ChatPlan, render: ChatRender
     options.grammar_trigger_patterns = list(render.trigger_patterns)
     options.generation_prompt = render.generation_prompt
     options.grammar_from_template = True
+
+
+def _tools_schema(plan: ChatPlan) -> Any | None:
+    """The JSON schema whose grammar `apply_grammar` puts on the tools (None: the template's own)."""
+    if plan.generic_tools:
+        return generic_schema(plan.tools, plan.forced)
+    if plan.go_template and plan.forced:
+        from a3s_power.chat.gotemplate.tools import forced_call_schema
+
+        return forced_call_schema(plan.tools)
+    return None
+
+
+def _check_tools(tools: list[dict[str, Any]]) -> str:
+    """Tool parameter schemas go to llama.cpp's converter too (in the template's tool grammar):
+    the same bounds as `format`'s, each a 400 naming the tool's field."""
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        parameters = function.get("parameters") if isinstance(function, dict) else None
+        if parameters is not None:
+            check_schema(parameters, f"tools[{i}].function.parameters")
+    return ""
+
+
+async def compile_grammars(state: ServerState, plan: ChatPlan) -> None:
+    """Every JSON schema of the request (`format` / `response_format`, the tools') checked and
+    converted to GBNF on a worker thread, each bounded by `grammar_timeout`: the one helper every
+    API family's schemas go through, so none is converted on the event loop."""
+    timeout = state.settings.grammar_timeout
+    job = plan.job
+    if plan.tools:
+        await compile_off_loop(lambda: _check_tools(plan.tools), "tools", timeout)
+    if job.format is not None and job.format != "":
+        fmt, name = job.format, job.format_field
+        plan.options.grammar = await compile_off_loop(lambda: grammar_for_format(fmt, name), name, timeout)
+        return
+    schema = _tools_schema(plan)
+    if schema is not None:
+        compile_ = lambda: grammar_for_schema(schema, "tools")  # noqa: E731
+        plan.tools_grammar = await compile_off_loop(compile_, "tools", timeout)
 
 
 def _merged_stops(options: GenerationOptions, extra: list[str]) -> list[str]:
@@ -458,6 +498,7 @@ async def run_chat(state: ServerState, job: ChatJob | ChatPlan) -> AsyncIterator
     """Run the pipeline: ReplyPieces as text is decided, then one ReplyEnd. Closing the iterator
     (a client that went away) cancels the engine request and releases the runner."""
     plan = job if isinstance(job, ChatPlan) else plan_chat(state, job)
+    await compile_grammars(state, plan)
     await fetch_remote_images(state, plan)
     started = plan.job.started_ns
     runner: Runner = await acquire_runner(state, plan.model, plan.spec)

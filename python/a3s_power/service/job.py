@@ -128,6 +128,7 @@ class ChatJob:
     tool_choice: ToolChoice = "auto"
     think: Think = None
     format: Format = None
+    format_field: str = "format"  # the request's name for `format` (errors name it)
     options: dict[str, Any] = field(default_factory=dict)
     keep_alive: float | None = None
     logprobs: bool = False

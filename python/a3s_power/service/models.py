@@ -3,6 +3,7 @@ spec (options merged: defaults < Modelfile PARAMETERs < request), and the schedu
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ from a3s_power.store.errors import InvalidModelName, ModelNotFound
 from a3s_power.store.gguf import GGUFInfo
 from a3s_power.store.model_config import details_from_config
 from a3s_power.store.show import ModelView, capabilities
+from a3s_power.store.store import ModelEntry, ModelStore
 
 THINK_LEVELS = ("high", "medium", "low", "max")
 
@@ -39,6 +41,16 @@ class ResolvedModel:
     @property
     def thinks(self) -> bool:
         return "thinking" in self.capabilities
+
+
+async def list_entries(store: ModelStore) -> list[ModelEntry]:
+    """The store's models, newest first (`/api/tags`, `/v1/models`): what it read before when no
+    manifest changed, checked on the loop for a small store (a walk and a stat each: well under a
+    millisecond, less than a hop to a worker thread); else read on a worker thread."""
+    entries = store.cached_listing()
+    if entries is None:
+        entries = await asyncio.to_thread(store.list_models)
+    return entries
 
 
 def resolve(state: ServerState, model: str) -> ResolvedModel:

@@ -55,19 +55,27 @@ class StoreLayout:
         self.blobs.mkdir(parents=True, exist_ok=True)
 
     def iter_manifest_files(self) -> Iterator[tuple[tuple[str, str, str, str], Path]]:
-        """Every file exactly four levels below manifests/ (Ollama's `*/*/*/*` glob)."""
-        if not self.manifests.is_dir():
-            return
-        for host in _subdirs(self.manifests):
-            for namespace in _subdirs(host):
-                for model in _subdirs(namespace):
-                    for tag in sorted(model.iterdir()):
-                        if tag.is_file() and not tag.name.startswith("."):
-                            yield (host.name, namespace.name, model.name, tag.name), tag
+        """Every file exactly four levels below manifests/ (Ollama's `*/*/*/*` glob), sorted."""
+        for parts, path in self.iter_manifest_paths():
+            yield parts, Path(path)
+
+    def iter_manifest_paths(self) -> Iterator[tuple[tuple[str, str, str, str], str]]:
+        """iter_manifest_files with the paths as strings. os.scandir: the entries' types come with
+        the listing (no stat per entry), and no Path is built (/api/tags walks this per request)."""
+        for host, host_path in _scan(str(self.manifests), dirs=True):
+            for namespace, ns_path in _scan(host_path, dirs=True):
+                for model, model_path in _scan(ns_path, dirs=True):
+                    for tag, tag_path in _scan(model_path, dirs=False):
+                        yield (host, namespace, model, tag), tag_path
 
 
-def _subdirs(path: Path) -> list[Path]:
+def _scan(path: str, *, dirs: bool) -> list[tuple[str, str]]:
+    """(name, path) of the directories (or files) in `path` not starting with ".", by name."""
     try:
-        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        with os.scandir(path) as it:
+            found = [(e.name, e.path) for e in it if not e.name.startswith(".") and
+                     (e.is_dir() if dirs else e.is_file())]  # fmt: skip
     except OSError:
         return []
+    found.sort()
+    return found

@@ -47,7 +47,8 @@ class ModelStore:
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.layout = StoreLayout(root if root is not None else default_models_root(self.env))
         # list_models: entries of unchanged manifests (same mtime and size) are not re-read
-        self._entries: dict[Path, tuple[tuple[int, int], ModelEntry]] = {}
+        self._entries: dict[str, tuple[tuple[int, int], ModelEntry]] = {}
+        self._listed: int | None = None  # how many models the last list_models found
 
     @property
     def root(self) -> Path:
@@ -132,21 +133,38 @@ class ModelStore:
     # -- list / copy / delete / prune ------------------------------------------------------------
     def list_models(self) -> list[ModelEntry]:
         """Every valid manifest, newest first. Unreadable manifests are skipped, as Ollama does."""
+        entries = self._listing(read=True)
+        assert entries is not None
+        self._listed = len(entries)
+        return entries
+
+    def cached_listing(self, max_models: int = 64) -> list[ModelEntry] | None:
+        """list_models from what it read before: a directory walk and a stat per manifest, no file
+        read (quick enough for the event loop while the store holds up to `max_models`). None when
+        list_models has not run, found more, or any manifest is new or changed since."""
+        if self._listed is None or self._listed > max_models:
+            return None
+        return self._listing(read=False)
+
+    def _listing(self, *, read: bool) -> list[ModelEntry] | None:
         entries: list[ModelEntry] = []
-        for parts, path in self.layout.iter_manifest_files():
-            text = f"{parts[0]}/{parts[1]}/{parts[2]}:{parts[3]}"
-            if not is_valid_name(text):
-                continue
+        for parts, path in self.layout.iter_manifest_paths():
             try:
-                st = path.stat()
-                key = (st.st_mtime_ns, st.st_size)
-                cached = self._entries.get(path)
-                if cached is not None and cached[0] == key and cached[1].name == ModelName(*parts):
-                    entries.append(cached[1])
-                    continue
-                raw = path.read_bytes()
+                st = os.stat(path)
+            except OSError:
+                continue
+            key = (st.st_mtime_ns, st.st_size)
+            cached = self._entries.get(path)  # the path is the name: a cached one was valid
+            if cached is not None and cached[0] == key:
+                entries.append(cached[1])
+                continue
+            if not is_valid_name(f"{parts[0]}/{parts[1]}/{parts[2]}:{parts[3]}"):
+                continue
+            if not read:
+                return None
+            try:
+                raw = Path(path).read_bytes()
                 manifest = Manifest.from_bytes(raw)
-                mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC)
             except (OSError, StoreError):
                 continue
             entry = ModelEntry(
@@ -154,7 +172,7 @@ class ModelStore:
                 manifest=manifest,
                 digest=sha256_bytes(raw).removeprefix("sha256:"),
                 size=manifest.total_size(),
-                modified_at=mtime,
+                modified_at=dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC),
                 config=self.read_config(manifest),
             )
             self._entries[path] = (key, entry)

@@ -3,12 +3,14 @@ the same store."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -60,6 +62,19 @@ class ServeProcess:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextlib.contextmanager
+def serving(root: Path, *, check: bool = True, **env: str) -> Iterator[ServeProcess]:
+    """`serve` on `root` for the block (which may SIGKILL it), stopped after it; then, unless the
+    block failed or `check` is off, the store is checked (check_store)."""
+    serve = ServeProcess(root, **env)
+    try:
+        yield serve
+    finally:
+        serve.stop()
+    if check:
+        check_store(root)
 
 
 def names(url: str) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_process import ServeProcess, check_store, names
+from serve_process import check_store, names, serving
 
 from _store_helpers import write_tiny_gguf
 from a3s_power.store.store import ModelStore
@@ -55,35 +55,36 @@ def _stream_lines(url: str, got: list[int], stop: threading.Event) -> None:
                 return
 
 
+def _streaming(
+    url: str, streams: int, lines: int, timeout_s: float
+) -> tuple[list[int], threading.Event, list[threading.Thread]]:
+    """`streams` long chats on `url`, once `lines` streamed lines have arrived in all: (the lines'
+    counter, the event that ends the streams, their threads)."""
+    got: list[int] = []
+    stop = threading.Event()
+    threads = [threading.Thread(target=_stream_lines, args=(url, got, stop)) for _ in range(streams)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout_s
+    while len(got) < lines:
+        assert time.monotonic() < deadline, f"only {len(got)} streamed lines in {timeout_s} s"
+        time.sleep(0.02)
+    return got, stop, threads
+
+
 def test_sigkill_during_streams_then_restart(tmp_path: Path, smollm2_path: Path) -> None:
     root = tmp_path / "models"
     _store_with_model(root, smollm2_path)
-    serve = ServeProcess(root)
-    try:
-        got: list[int] = []
-        stop = threading.Event()
-        threads = [threading.Thread(target=_stream_lines, args=(serve.url, got, stop)) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 120
-        while len(got) < 20:
-            assert time.monotonic() < deadline, serve.log.read_text()[-2000:]
-            time.sleep(0.05)
+    with serving(root) as serve:
+        _, stop, threads = _streaming(serve.url, 4, 20, 120)
         serve.kill()
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
-    finally:
-        serve.stop()
-    check_store(root)
-    again = ServeProcess(root)
-    try:
+    with serving(root) as again:
         assert names(again.url) == [FULL]
         reply = _generate(again.url)
         assert reply.status_code == 200 and reply.json()["eval_count"] == 4
-    finally:
-        again.stop()
-    check_store(root)
 
 
 @pytest.fixture
@@ -111,34 +112,28 @@ def test_sigkill_during_a_pull_then_pull_again(
         "A3S_POWER_REGISTRY_ENDPOINTS": f"registry.ollama.ai={registry.url}",
         "A3S_POWER_OFFLINE_FALLBACK": "0",
     }
-    serve = ServeProcess(root, **env)
     killed_at = 0
-    try:
-        with httpx.stream("POST", serve.url + "/api/pull", json={"model": "tiny"}, timeout=120) as response:
-            for line in response.iter_lines():
-                event = json.loads(line)
-                if event.get("digest") == digest and event.get("completed", 0) >= fraction * len(model):
-                    killed_at = event["completed"]
-                    serve.kill()
-                    break
-    except httpx.HTTPError:
-        pass
-    finally:
-        serve.stop()
+    with (
+        serving(root, check=False, **env) as serve,
+        contextlib.suppress(httpx.HTTPError),
+        httpx.stream("POST", serve.url + "/api/pull", json={"model": "tiny"}, timeout=120) as response,
+    ):
+        for line in response.iter_lines():
+            event = json.loads(line)
+            if event.get("digest") == digest and event.get("completed", 0) >= fraction * len(model):
+                killed_at = event["completed"]
+                serve.kill()
+                break
     assert 0 < killed_at < len(model), "the pull finished before the kill"
-    again = ServeProcess(root, **env)
-    try:
+    with serving(root, **env) as again:
         assert names(again.url) == [], "a half-pulled model is visible"
         registry.behaviour.throttle_s = 0.0
         done = httpx.post(again.url + "/api/pull", json={"model": "tiny", "stream": False}, timeout=120)
         assert done.status_code == 200 and done.json() == {"status": "success"}, done.text
         assert names(again.url) == ["tiny:latest"]
-    finally:
-        again.stop()
     blob = root / "blobs" / digest.replace(":", "-")
     assert blob.read_bytes() == model
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == digest[7:]
-    check_store(root)
 
 
 def test_sigkill_during_a_blob_upload_leaves_no_partial_after_restart(
@@ -146,7 +141,6 @@ def test_sigkill_during_a_blob_upload_leaves_no_partial_after_restart(
 ) -> None:
     root = tmp_path / "models"
     _store_with_model(root, smollm2_path)
-    serve = ServeProcess(root)
     data = b"\1" * (64 * 1024 * 1024)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     sent = threading.Event()
@@ -163,8 +157,8 @@ def test_sigkill_during_a_blob_upload_leaves_no_partial_after_restart(
             httpx.post(serve.url + f"/api/blobs/{digest}", content=body(), timeout=120)
 
     thread = threading.Thread(target=upload)
-    thread.start()
-    try:
+    with serving(root, check=False) as serve:
+        thread.start()
         assert sent.wait(60)
         deadline = time.monotonic() + 30
         while not list((root / "blobs").glob(".incoming-*.tmp")):
@@ -172,57 +166,50 @@ def test_sigkill_during_a_blob_upload_leaves_no_partial_after_restart(
             time.sleep(0.02)
         serve.kill()
         thread.join(timeout=60)
-    finally:
-        serve.stop()
     assert list((root / "blobs").glob(".incoming-*.tmp")), "the killed upload left its partial"
-    again = ServeProcess(root)  # start-up prune: a dead writer's partial goes at once
-    try:
+    with serving(root) as again:  # start-up prune: a dead writer's partial goes at once
         assert not list((root / "blobs").glob(".incoming-*.tmp"))
         assert httpx.head(again.url + f"/api/blobs/{digest}").status_code == 404
         assert names(again.url) == [FULL]
-    finally:
-        again.stop()
-    check_store(root)
 
 
 def test_sigkill_during_create_leaves_no_partial_model(tmp_path: Path, smollm2_path: Path) -> None:
     root = tmp_path / "models"
     _store_with_model(root, smollm2_path)
     for attempt in range(3):  # kill at a different moment each time
-        serve = ServeProcess(root)
-        try:
-            digest = "sha256:" + hashlib.sha256(smollm2_path.read_bytes()).hexdigest()
-            body = {"model": f"made{attempt}", "files": {"model.gguf": digest}, "system": "x" * 1000,
-                    "parameters": {"temperature": 0.5}}  # fmt: skip
-            with (
-                contextlib.suppress(httpx.HTTPError),
-                httpx.stream("POST", serve.url + "/api/create", json=body, timeout=120) as response,
-            ):
-                for n, _ in enumerate(response.iter_lines()):
-                    if n >= attempt:
-                        serve.kill()
-                        break
-        finally:
-            serve.stop()
-        again = ServeProcess(root)
-        try:
+        digest = "sha256:" + hashlib.sha256(smollm2_path.read_bytes()).hexdigest()
+        body = {"model": f"made{attempt}", "files": {"model.gguf": digest}, "system": "x" * 1000,
+                "parameters": {"temperature": 0.5}}  # fmt: skip
+        with (
+            serving(root, check=False) as serve,
+            contextlib.suppress(httpx.HTTPError),
+            httpx.stream("POST", serve.url + "/api/create", json=body, timeout=120) as response,
+        ):
+            for n, _ in enumerate(response.iter_lines()):
+                if n >= attempt:
+                    serve.kill()
+                    break
+        with serving(root) as again:
             listed = names(again.url)
             assert FULL in listed
             if f"made{attempt}:latest" in listed:  # committed before the kill: whole and runnable
                 assert _generate(again.url, f"made{attempt}").status_code == 200
-        finally:
-            again.stop()
-        check_store(root)
 
 
 # -- corrupt blob, full disk, deleted while in use (an in-process server) -----------------------------
+@contextlib.contextmanager
 def _live(root: Path, **settings: object):  # type: ignore[no-untyped-def]
+    """An in-process server on `root` for the block."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
     from live_server import LiveServer, server_settings
 
-    return LiveServer(server_settings(root, **settings))
+    live = LiveServer(server_settings(root, **settings))
+    try:
+        yield live
+    finally:
+        live.stop()
 
 
 def test_a_corrupt_blob_is_detected_on_load(tmp_path: Path, smollm2_path: Path) -> None:
@@ -237,8 +224,7 @@ def test_a_corrupt_blob_is_detected_on_load(tmp_path: Path, smollm2_path: Path) 
         byte = f.read(1)[0]
         f.seek(-1, 1)
         f.write(bytes([byte ^ 0x10]))
-    live = _live(root)
-    try:
+    with _live(root) as live:
         for path, body in (
             ("/api/generate", {"model": MODEL, "prompt": "hi", "stream": False}),
             ("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}),
@@ -248,8 +234,6 @@ def test_a_corrupt_blob_is_detected_on_load(tmp_path: Path, smollm2_path: Path) 
             assert f"model blob {digest} is corrupt" in response.text
         assert httpx.get(live.url + "/").text == "Ollama is running"
         assert live.scheduler.loaded() == []
-    finally:
-        live.stop()
 
 
 @pytest.fixture
@@ -281,8 +265,7 @@ def test_a_full_disk_during_an_upload_and_a_pull(
     digest = store.add_blob_file(tiny).digest
     for _ in create_events(store, CreateRequest(model="tiny-local", files={"tiny.gguf": digest})):
         pass
-    live = _live(root)
-    try:
+    with _live(root) as live:
         data = b"\2" * (40 * 1024 * 1024)  # larger than the 24 MiB disk
         big = "sha256:" + hashlib.sha256(data).hexdigest()
         response = httpx.post(live.url + f"/api/blobs/{big}", content=data, timeout=120)
@@ -307,8 +290,6 @@ def test_a_full_disk_during_an_upload_and_a_pull(
         ]
         filler.unlink()
         assert httpx.get(live.url + "/").text == "Ollama is running"
-    finally:
-        live.stop()
     store.prune(min_age_s=0)
     check_store(root)
 
@@ -316,16 +297,8 @@ def test_a_full_disk_during_an_upload_and_a_pull(
 def test_a_model_deleted_while_in_use(tmp_path: Path, smollm2_path: Path) -> None:
     root = tmp_path / "models"
     _store_with_model(root, smollm2_path)
-    live = _live(root)
-    try:
-        got: list[int] = []
-        stop = threading.Event()
-        thread = threading.Thread(target=_stream_lines, args=(live.url, got, stop))
-        thread.start()
-        deadline = time.monotonic() + 60
-        while len(got) < 5:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+    with _live(root) as live:
+        got, stop, (thread,) = _streaming(live.url, 1, 5, 60)
         deleted = httpx.request("DELETE", live.url + "/api/delete", json={"model": MODEL}, timeout=30)
         assert deleted.status_code == 200
         seen = len(got)
@@ -339,5 +312,3 @@ def test_a_model_deleted_while_in_use(tmp_path: Path, smollm2_path: Path) -> Non
         unload = httpx.post(live.url + "/api/generate", json={"model": MODEL, "keep_alive": 0}, timeout=30)
         assert unload.status_code in (200, 404)
         assert httpx.get(live.url + "/").text == "Ollama is running"
-    finally:
-        live.stop()

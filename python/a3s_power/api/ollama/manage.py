@@ -40,12 +40,12 @@ def _empty(status: int = HTTP_200_OK) -> Response[bytes]:
 
 @get("/api/tags")
 async def list_models(request: Request[Any, Any, Any]) -> Response[Any]:
-    return Response(await service.list_tags(_state(request).store), media_type=JSON)
+    return Response(await service.list_tags_body(_state(request).store), media_type=JSON)
 
 
 @head("/api/tags")
 async def list_models_head(request: Request[Any, Any, Any]) -> Response[None]:
-    await service.list_tags(_state(request).store)
+    await service.list_tags_body(_state(request).store)
     return Response(None, media_type=JSON)
 
 

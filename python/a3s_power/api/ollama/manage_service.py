@@ -9,8 +9,11 @@ uploads to disk, and keeping blocking disk work (hashing, GGUF parsing, fsync) o
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
+
+import msgspec
 
 from a3s_power.api.ollama.manage_protocol import ListResponse, ShowResponse
 from a3s_power.api.ollama.show import list_model, show_response
@@ -18,12 +21,13 @@ from a3s_power.errors import InvalidRequest, PowerError
 from a3s_power.errors import ModelNotFound as AnyModelNotFound
 from a3s_power.registry import options_from_env, pull_model, push_model
 from a3s_power.runtime.scheduler import Scheduler
+from a3s_power.service.models import list_entries
 from a3s_power.store.blobs import BlobWriter
 from a3s_power.store.create import CreateRequest, create_model
 from a3s_power.store.errors import BlobNotFound, InvalidModelName, StoreFull, is_disk_full
 from a3s_power.store.names import ModelName, normalize_digest, parse_name
 from a3s_power.store.parameters import go_quote  # Go's %q of a string
-from a3s_power.store.store import ModelStore
+from a3s_power.store.store import ModelEntry, ModelStore
 
 Event = dict[str, Any]
 
@@ -38,10 +42,26 @@ class NotFound(PowerError):
 
 
 # -- list / show ----------------------------------------------------------------------------------
-async def list_tags(store: ModelStore) -> ListResponse:
-    """`/api/tags`: every local model, newest first."""
-    entries = await asyncio.to_thread(store.list_models)
-    return ListResponse([list_model(entry) for entry in entries])
+# the last /api/tags body per store, with the entries it was made from (reused while they are)
+_TAGS_BODIES: weakref.WeakKeyDictionary[ModelStore, tuple[list[ModelEntry], bytes]]
+_TAGS_BODIES = weakref.WeakKeyDictionary()
+
+
+async def list_tags_body(store: ModelStore) -> bytes:
+    """`/api/tags` (every local model, newest first) encoded; the same bytes again while the
+    store's manifests are unchanged (same files, mtimes and sizes), so a create, copy, delete or
+    pull shows in the next listing."""
+    entries = await list_entries(store)
+    last = _TAGS_BODIES.get(store)
+    if (
+        last is not None
+        and len(last[0]) == len(entries)
+        and all(a is b for a, b in zip(last[0], entries, strict=True))
+    ):
+        return last[1]
+    body = msgspec.json.encode(ListResponse([list_model(entry) for entry in entries]))
+    _TAGS_BODIES[store] = (entries, body)
+    return body
 
 
 async def show(store: ModelStore, model: str, *, verbose: bool = False) -> ShowResponse:

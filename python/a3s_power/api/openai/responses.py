@@ -198,6 +198,7 @@ def response_job(req: ResponsesRequest) -> ChatJob:
         tool_choice=tool_choice,
         think=effort_to_think((req.reasoning or {}).get("effort")),
         format=_format(req),
+        format_field="text.format",
         options=sampling_options(
             temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_output_tokens
         ),

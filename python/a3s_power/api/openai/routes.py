@@ -77,19 +77,19 @@ async def rerank(request: Request[Any, Any, Any]) -> RerankResponse:
     return await rerank_documents(_state(request), body)
 
 
-@get("/models", sync_to_thread=False)
-def models(request: Request[Any, Any, Any]) -> ModelList:
-    return service.list_models(_state(request))
+@get("/models")
+async def models(request: Request[Any, Any, Any]) -> ModelList:
+    return await service.list_models(_state(request))
 
 
-@head("/models", sync_to_thread=False)
-def models_head(request: Request[Any, Any, Any]) -> None:
-    service.list_models(_state(request))
+@head("/models")
+async def models_head(request: Request[Any, Any, Any]) -> None:
+    await service.list_models(_state(request))
 
 
-@get("/models/{model:path}", sync_to_thread=False)
-def model(request: Request[Any, Any, Any], model: FromPath[str]) -> ModelObject:
-    return service.retrieve_model(_state(request), model.lstrip("/"))
+@get("/models/{model:path}")
+async def model(request: Request[Any, Any, Any], model: FromPath[str]) -> ModelObject:
+    return await service.retrieve_model(_state(request), model.lstrip("/"))
 
 
 OPENAI_ROUTER = Router(

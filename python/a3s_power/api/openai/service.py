@@ -48,7 +48,7 @@ from a3s_power.service.chat import ReplyEnd, ReplyPiece
 from a3s_power.service.embedding import embed_texts
 from a3s_power.service.images import image_from_url
 from a3s_power.service.job import ChatJob, ChatMessage, ContentPart, ToolCall, ToolChoice, tool_name
-from a3s_power.service.models import resolve
+from a3s_power.service.models import list_entries, resolve
 from a3s_power.service.state import ServerState
 
 FINGERPRINT = "fp_ollama"
@@ -294,6 +294,7 @@ def chat_job(req: ChatCompletionRequest) -> ChatJob:
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     job = openai_job(req, chat_messages(req.messages), max_tokens)
     job.tools, job.tool_choice, job.think, job.format = tools, tool_choice, _think(req), _format(req)
+    job.format_field = "response_format"
     job.logprobs, job.top_logprobs, job.ignore_eos = req.logprobs, req.top_logprobs, req.ignore_eos
     return job
 
@@ -445,16 +446,16 @@ def _model_object(entry: Any) -> ModelObject:
                        owned_by=name.namespace)  # fmt: skip
 
 
-def list_models(state: ServerState) -> ModelList:
-    return ModelList(data=[_model_object(e) for e in state.store.list_models()])
+async def list_models(state: ServerState) -> ModelList:
+    return ModelList(data=[_model_object(e) for e in await list_entries(state.store)])
 
 
-def retrieve_model(state: ServerState, model: str) -> ModelObject:
+async def retrieve_model(state: ServerState, model: str) -> ModelObject:
     try:
         target = state.store.find(model)
     except PowerError:
         target = None
-    for entry in state.store.list_models():
+    for entry in await list_entries(state.store):
         if target is not None and entry.name.key == target.key:
             return _model_object(entry)
     raise NotFound(f"model '{model}' not found")
