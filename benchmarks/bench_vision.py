@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import base64
 import functools
+import itertools
 import json
 import os
 import platform
@@ -99,7 +100,8 @@ async def measure(args: argparse.Namespace, gguf: Path, mmproj: Path, exe: Path,
         s.name: {"ttft": [], "mixed_tps": [], "solo_tps": []} for s in servers
     }
     foreign: dict[str, list[float]] = {s.name: [] for s in servers}
-    seed = 1000
+    seed = 1000  # text nonces
+    fresh = itertools.count(100_000)  # picture seeds: never the same picture twice (no cache hit)
     try:
         await ours.wait_ready("/")
         await server.wait_ready("/health")
@@ -112,8 +114,8 @@ async def measure(args: argparse.Namespace, gguf: Path, mmproj: Path, exe: Path,
                 for _ in range(args.images):
                     seed += 1
 
-                    async def one(s: OpenAIServer = s, seed: int = seed) -> tuple[float, float, int]:
-                        return await image_chat(s, seed, 8)
+                    async def one(s: OpenAIServer = s) -> tuple[float, float, int]:
+                        return await image_chat(s, next(fresh), 8)  # a new picture, also when redone
 
                     ttft, _, _ = await GUARD.run(s.pids, one)
                     per[s.name]["ttft"].append(ttft * 1e3)
@@ -126,10 +128,10 @@ async def measure(args: argparse.Namespace, gguf: Path, mmproj: Path, exe: Path,
                 per[s.name]["solo_tps"].append(toks / wall)
                 seed += 2
 
-                async def mixed(s: OpenAIServer = s, text: str = text + " again", seed: int = seed) -> Any:
+                async def mixed(s: OpenAIServer = s, text: str = text + " again") -> Any:
                     stream = asyncio.create_task(s.chat("bench", text, args.max_tokens))
                     await asyncio.sleep(0.05)
-                    await asyncio.gather(image_chat(s, seed, 4), image_chat(s, seed + 1, 4))
+                    await asyncio.gather(image_chat(s, next(fresh), 4), image_chat(s, next(fresh), 4))
                     return await stream
 
                 _, wall, toks = await GUARD.run(s.pids, mixed)
