@@ -143,6 +143,33 @@ def test_cancel_frees_the_slot(vlm) -> None:  # type: ignore[no-untyped-def]
     assert _run(vlm, _prompt(vlm, [sample_image(9)]), n=2)[2].done_reason == "length"
 
 
+def test_cancel_during_image_prefill_frees_the_slot_at_the_next_chunk(vlm) -> None:  # type: ignore[no-untyped-def]
+    """Media chunks are encoded one per engine step, so a request cancelled while its images are
+    being encoded leaves at the next step instead of after the whole prefill."""
+    from a3s_power.runtime.generation import _submit
+
+    images = [sample_image(300 + i) for i in range(40)]  # 40 chunks, 640 image tokens
+    opts = GenerationOptions(num_predict=1, temperature=0.0, cache_prompt=False)
+    t0 = time.monotonic()
+    _, _, solo = _run(vlm, _prompt(vlm, images), n=1, cache=False)
+    full = time.monotonic() - t0  # the whole prefill of 40 images (plus one token)
+    assert solo is not None and solo.media_chunks == len(images)
+
+    channel = _submit(vlm, [], opts, _prompt(vlm, [sample_image(400 + i) for i in range(40)]))
+    deadline = time.monotonic() + 30
+    while vlm.stats().n_active == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(full / 10)  # well inside the prefill: a few chunks encoded, most still to go
+    cancelled = time.monotonic()
+    channel.cancel()
+    while vlm.stats().n_active and time.monotonic() < deadline:
+        time.sleep(0.001)
+    freed = time.monotonic() - cancelled
+    assert vlm.stats().n_active == 0
+    assert freed < full / 2, f"slot freed {freed:.3f} s after cancel; a whole prefill takes {full:.3f} s"
+    assert _run(vlm, _prompt(vlm, [sample_image(9)]), n=2)[2].done_reason == "length"
+
+
 def test_a_prompt_with_images_longer_than_the_context_is_refused(smollm2_path, mmproj_path) -> None:  # type: ignore[no-untyped-def]
     from a3s_power.errors import InvalidRequest
     from a3s_power.runtime import load_model
