@@ -12,6 +12,7 @@ import asyncio
 import pytest
 
 from a3s_power.runtime import Chunk, Completion, GenerationOptions, generate, generate_sync, load_model
+from fixtures.edit_task import PROMPT as EDIT_PROMPT
 
 GREEDY = dict(temperature=0.0, repeat_penalty=1.0)
 SYSTEM = (
@@ -233,25 +234,10 @@ def test_ram_cache_off(smollm2_path):
         loaded.close()
 
 
-CODE = """def total(items):
-    result = 0
-    for item in items:
-        if item.price > 0:
-            result += item.price * item.quantity
-    return result
-
-
-def average(items):
-    if not items:
-        return 0
-    return total(items) / len(items)
-"""
-
-
 def test_speculative_greedy_output_equals_plain_and_drafts_are_accepted(smollm2_path):
     loaded = load_model(smollm2_path, num_ctx=1024, num_parallel=2, batch_invariant=True)
     try:
-        ask = "Repeat this code exactly, renaming `total` to `subtotal`:\n\n" + CODE
+        ask = EDIT_PROMPT
         tokens = loaded.tokenize(loaded.render_chat([{"role": "user", "content": ask}]).prompt, True, True)
         opts = dict(num_predict=64, **GREEDY)
         plain, _ = run_one(loaded, tokens, draft_max=0, cache_prompt=False, **opts)
@@ -281,7 +267,7 @@ def test_speculative_seeded_sampling_equals_plain(smollm2_path):
     kernels: the logits do not depend on the draft riding in the batch)."""
     loaded = load_model(smollm2_path, num_ctx=1024, num_parallel=1, batch_invariant=True)
     try:
-        ask = "Repeat this code exactly, renaming `total` to `subtotal`:\n\n" + CODE
+        ask = EDIT_PROMPT
         tokens = loaded.tokenize(loaded.render_chat([{"role": "user", "content": ask}]).prompt, True, True)
         opts = dict(num_predict=64, temperature=0.7, top_k=40, top_p=0.95, seed=1234, cache_prompt=False)
         plain, _ = run_one(loaded, tokens, draft_max=0, **opts)

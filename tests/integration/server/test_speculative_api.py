@@ -12,21 +12,7 @@ import pytest
 from live_server import LiveServer, add_gguf_model, server_settings
 
 from a3s_power.store.errors import CreateError
-
-CODE = """def total(items):
-    result = 0
-    for item in items:
-        if item.price > 0:
-            result += item.price * item.quantity
-    return result
-
-
-def average(items):
-    if not items:
-        return 0
-    return total(items) / len(items)
-"""
-PROMPT = "Repeat this code exactly, renaming `total` to `subtotal`:\n\n" + CODE
+from fixtures.edit_task import PROMPT
 
 
 @pytest.fixture(scope="module")
