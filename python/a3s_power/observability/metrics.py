@@ -2,7 +2,8 @@
 
 Recorded where the facts are: generations report tokens, time to first token, inter-token
 latency and end-to-end time once per request (`observe_generation`); the scheduler's and engines'
-live state (loaded models, running / queued requests, slots) is read at scrape time by a collector;
+live state (loaded models, running / queued requests, slots, prompt sharing, the host-RAM prompt
+cache, speculative drafts) is read at scrape time by a collector;
 HTTP requests are counted by route and status.
 """
 
@@ -12,12 +13,39 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 PREFIX = "a3s_power"
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _ITL = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+
+# engine counters read at scrape time (they restart at 0 when a model is loaded again, which
+# Prometheus reads as a counter reset): (name, help, where in engine.stats())
+_ENGINE_COUNTERS = (
+    ("prompt_tokens_evaluated", "Prompt tokens run through the model (not reused)", ("prompt_evaluated",)),
+    ("prompt_tokens_shared", "Prompt tokens attached from another slot's cells", ("prompt_shared",)),
+    ("prompt_tokens_restored", "Prompt tokens restored from the host-RAM prompt cache", ("prompt_restored",)),
+    ("prompt_cache_hits", "Host-RAM prompt cache restores", ("prompt_cache", "hits")),
+    ("prompt_cache_misses", "Prompts the host-RAM prompt cache missed", ("prompt_cache", "misses")),
+    ("prompt_cache_saves", "Slot states saved into the host-RAM prompt cache", ("prompt_cache", "saves")),
+    ("prompt_cache_evictions", "Host-RAM prompt cache entries evicted (LRU)", ("prompt_cache", "evictions")),
+    ("draft_tokens", "Speculative tokens proposed", ("draft_tokens",)),
+    ("draft_tokens_accepted", "Speculative tokens accepted", ("draft_accepted",)),
+    ("draft_model_decodes", "Decode calls of the draft model", ("draft_decodes",)),
+)
+_ENGINE_GAUGES = (
+    ("prompt_cache_bytes", "Bytes held by the host-RAM prompt cache", ("prompt_cache", "bytes")),
+    ("prompt_cache_entries", "Slot states held by the host-RAM prompt cache", ("prompt_cache", "entries")),
+    ("prompt_cache_limit_bytes", "Host-RAM prompt cache bound", ("prompt_cache", "limit_bytes")),
+)
+
+
+def _stat(stats: dict[str, Any], path: tuple[str, ...]) -> float:
+    value: Any = stats
+    for key in path:
+        value = value.get(key, 0) if isinstance(value, dict) else 0
+    return float(value)
 
 
 class _SchedulerCollector(Collector):
@@ -34,12 +62,18 @@ class _SchedulerCollector(Collector):
             f"{PREFIX}_requests_waiting", "Requests queued for a slot", labels=["model"]
         )
         slots = GaugeMetricFamily(f"{PREFIX}_slots", "Parallel slots of a loaded model", labels=["model"])
+        counters = [CounterMetricFamily(f"{PREFIX}_{n}", h, labels=["model"]) for n, h, _ in _ENGINE_COUNTERS]
+        gauges = [GaugeMetricFamily(f"{PREFIX}_{n}", h, labels=["model"]) for n, h, _ in _ENGINE_GAUGES]
         for runner in runners:
             stats = runner.loaded.engine.stats()
             running.add_metric([runner.key], stats["n_active"])
             waiting.add_metric([runner.key], stats["n_queued"])
             slots.add_metric([runner.key], stats["n_slots"])
-        yield from (running, waiting, slots)
+            for family, (_, _, path) in zip(counters, _ENGINE_COUNTERS, strict=True):
+                family.add_metric([runner.key], _stat(stats, path))
+            for gauge, (_, _, path) in zip(gauges, _ENGINE_GAUGES, strict=True):
+                gauge.add_metric([runner.key], _stat(stats, path))
+        yield from (running, waiting, slots, *counters, *gauges)
         pending = GaugeMetricFamily(f"{PREFIX}_scheduler_pending", "Requests waiting for a model to load")
         pending.add_metric([], self.scheduler.pending)
         yield pending

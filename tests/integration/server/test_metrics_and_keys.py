@@ -47,6 +47,37 @@ def test_metrics_count_tokens_latency_and_requests(server: LiveServer) -> None:
     assert after > before
 
 
+def test_metrics_show_the_prompt_cache_and_prefix_reuse(server: LiveServer) -> None:
+    """Three conversations over the server's 2 slots: the first one's state is saved to the host-RAM
+    prompt cache when its slot is taken, and restored when it returns; /metrics shows the save, the
+    hit, the restored tokens and the bytes held."""
+    client = ollama.Client(host=server.url)
+    model = (("model", FULL),)
+
+    def ask(n: int) -> None:
+        words = " ".join(f"w{n}x{i}" for i in range(120))  # ~400 tokens, distinct from the first
+        prompt = f"Conversation {n}: {words}"
+        client.generate(model=MODEL, prompt=prompt, raw=True, options={"num_predict": 1})
+
+    ask(0)
+    before = _samples(httpx.get(server.url + "/metrics").text)
+    for n in (1, 2, 0):  # 1 and 2 take both slots (LRU: 0's first), then 0 returns
+        ask(n)
+    after = _samples(httpx.get(server.url + "/metrics").text)
+
+    def delta(name: str) -> float:
+        return after[(f"a3s_power_{name}", model)] - before[(f"a3s_power_{name}", model)]
+
+    assert delta("prompt_cache_saves_total") >= 1
+    assert delta("prompt_cache_hits_total") == 1
+    assert delta("prompt_tokens_restored_total") >= 300
+    assert after[("a3s_power_prompt_cache_bytes", model)] > 0
+    assert after[("a3s_power_prompt_cache_limit_bytes", model)] == 8192 * 1024 * 1024
+    assert delta("prompt_tokens_evaluated_total") < 3 * 420  # the returning prompt was not evaluated again
+    assert ("a3s_power_draft_tokens_total", model) in after
+    assert ("a3s_power_prompt_cache_evictions_total", model) in after
+
+
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Iterator[LiveServer]:
     live = LiveServer(server_settings(tmp_path_factory.mktemp("keyed") / "models", api_keys=("k1", "k2")))
