@@ -5,7 +5,8 @@ Starts `serve` on 127.0.0.1 (a free port, a temporary store holding SmolLM2-135M
 package) with OLLAMA_MAX_QUEUE set, then runs `--clients` clients for `--duration` seconds, each
 alternating `/api/chat` and `/v1/chat/completions` streams. It reports completed requests, the
 designed 503s (Ollama's exact text, in each API's envelope), every other error, truncated streams,
-TTFT p50/p95/p99, the server's RSS sampled over time with its trend (after warm-up), and whether
+TTFT p50/p95/p99, the server's RSS sampled over time with its trend (after warm-up), the bytes its
+host-RAM prompt cache holds (bounded by `--cache-ram`) and RSS less them, and whether
 running/queued requests and the scheduler are back to idle at the end.
 
     python benchmarks/load_suite.py --duration 600            # the issue's 10 minutes
@@ -49,6 +50,7 @@ class Tally:
     truncated: int = 0
     ttft_s: list[float] = field(default_factory=list)
     rss_samples: list[tuple[float, int]] = field(default_factory=list)
+    cache_samples: list[tuple[float, int]] = field(default_factory=list)  # prompt cache bytes
 
 
 def free_port() -> int:
@@ -174,10 +176,23 @@ async def client_loop(url: str, index: int, deadline: float, max_tokens: int, ta
                 await asyncio.sleep(0.25)
 
 
-async def sample_rss(pid: int, started: float, deadline: float, tally: Tally, every: float) -> None:
-    while time.monotonic() < deadline:
-        tally.rss_samples.append((time.monotonic() - started, rss_bytes(pid)))
-        await asyncio.sleep(every)
+async def prompt_cache_bytes(client: httpx.AsyncClient) -> int:
+    """Bytes the server's host-RAM prompt cache holds (its bounded, designed growth), from /metrics."""
+    try:
+        text = (await client.get("/metrics")).text
+    except httpx.HTTPError:
+        return 0
+    name = "a3s_power_prompt_cache_bytes{"
+    return int(sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(name)))
+
+
+async def sample_rss(url: str, pid: int, started: float, deadline: float, tally: Tally, every: float) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while time.monotonic() < deadline:
+            rss, cache = rss_bytes(pid), await prompt_cache_bytes(client)
+            tally.rss_samples.append((time.monotonic() - started, rss))
+            tally.cache_samples.append((time.monotonic() - started, cache))
+            await asyncio.sleep(every)
 
 
 async def idle_state(url: str) -> dict[str, Any]:
@@ -209,6 +224,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
            "OLLAMA_MAX_QUEUE": str(args.queue), "OLLAMA_NUM_PARALLEL": str(args.num_parallel),
            "OLLAMA_CONTEXT_LENGTH": str(args.num_ctx), "OLLAMA_KEEP_ALIVE": "-1",
            "A3S_POWER_NUM_THREAD": str(args.num_thread)}  # fmt: skip
+    if args.cache_ram is not None:
+        env["A3S_POWER_CACHE_RAM"] = str(args.cache_ram)
     log = (workdir / "serve.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "a3s_power", "serve"], env=env, stdout=log, stderr=log)
     tally = Tally()
@@ -225,7 +242,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             (await client.post("/api/chat", json=warm)).raise_for_status()
         started = time.monotonic()
         deadline = started + args.duration
-        rss_task = asyncio.create_task(sample_rss(proc.pid, started, deadline, tally, args.rss_every))
+        rss_task = asyncio.create_task(sample_rss(url, proc.pid, started, deadline, tally, args.rss_every))
         await asyncio.gather(
             *(client_loop(url, i, deadline, args.max_tokens, tally) for i in range(args.clients))
         )
@@ -239,8 +256,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    warm_samples = [s for s in tally.rss_samples if s[0] >= min(60.0, args.duration / 3)]
+    warmup = min(60.0, args.duration / 3)
+    warm_samples = [s for s in tally.rss_samples if s[0] >= warmup]
     rss_mb = [r / 2**20 for _, r in tally.rss_samples]
+    # RSS less what the prompt cache holds: whatever else grows (a leak) shows here
+    beside = [(t, r - c) for (t, r), (_, c) in zip(tally.rss_samples, tally.cache_samples, strict=True)]
+    cache_mb = [c / 2**20 for _, c in tally.cache_samples]
+    beside_trend = slope_mb_per_min([b for b in beside if b[0] >= warmup])
     return {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "settings": {
@@ -248,6 +270,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "duration_s": args.duration,
             "OLLAMA_MAX_QUEUE": args.queue,
             "OLLAMA_NUM_PARALLEL": args.num_parallel,
+            "A3S_POWER_CACHE_RAM": args.cache_ram if args.cache_ram is not None else "default (8192)",
             "max_tokens": args.max_tokens,
             "num_ctx": args.num_ctx,
             "model": MODEL,
@@ -276,6 +299,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
             "samples": [(round(t, 1), round(r / 2**20, 1)) for t, r in tally.rss_samples],
         },
+        "prompt_cache_mb": {
+            "last": round(cache_mb[-1], 1) if cache_mb else None,
+            "max": round(max(cache_mb), 1) if cache_mb else None,
+            "samples": [(round(t, 1), round(c / 2**20, 1)) for t, c in tally.cache_samples],
+        },
+        "rss_less_prompt_cache_mb": {
+            "first": round(beside[0][1] / 2**20, 1) if beside else None,
+            "last": round(beside[-1][1] / 2**20, 1) if beside else None,
+            "trend_mb_per_min_after_warmup": round(beside_trend, 2) if beside_trend is not None else None,
+        },
         "end_state": end,
     }
 
@@ -293,6 +326,9 @@ def main() -> None:
     parser.add_argument(
         "--num-thread", type=int, default=0, help="A3S_POWER_NUM_THREAD (0: llama.cpp's default)"
     )
+    parser.add_argument(
+        "--cache-ram", type=int, default=None, help="A3S_POWER_CACHE_RAM MiB (default: the server's, 8192)"
+    )
     parser.add_argument("--rss-every", type=float, default=2.0, help="RSS sampling period (s)")
     parser.add_argument("--port", type=int, default=0, help="default: a free port on 127.0.0.1")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON result here")
@@ -304,8 +340,10 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
-    summary = {k: v for k, v in result.items() if k not in ("rss_mb", "other_error_samples")}
-    summary["rss_mb"] = {k: v for k, v in result["rss_mb"].items() if k != "samples"}
+    series = ("rss_mb", "prompt_cache_mb", "other_error_samples")
+    summary = {k: v for k, v in result.items() if k not in series}
+    for key in ("rss_mb", "prompt_cache_mb"):
+        summary[key] = {k: v for k, v in result[key].items() if k != "samples"}
     print(json.dumps(summary, indent=1))
 
 
