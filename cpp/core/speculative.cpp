@@ -12,19 +12,33 @@ std::vector<int32_t> ngram_lookup(const std::vector<int32_t> & context, int32_t 
                                   int32_t ngram_max) {
     std::vector<int32_t> out;
     const int64_t        n = (int64_t) context.size();
-    if (n_draft <= 0 || n < ngram_min + 1) return out;
-    for (int32_t g = std::min<int64_t>(ngram_max, n - 1); g >= ngram_min; --g) {
-        const int32_t * suffix = context.data() + n - g;
-        // most recent earlier occurrence first: recent text predicts the continuation best
-        for (int64_t start = n - g - 1; start >= 0; --start) {
-            if (!std::equal(suffix, suffix + g, context.data() + start)) continue;
-            const int64_t from = start + g;
-            const int64_t cap  = std::min<int64_t>(n_draft, 4 * (g - ngram_min + 1));
-            const int64_t to   = std::min<int64_t>(from + cap, n);
-            out.assign(context.begin() + from, context.begin() + to);
-            if (!out.empty()) return out;
+    if (n_draft <= 0 || ngram_min <= 0 || n < ngram_min + 1) return out;
+    // Every earlier occurrence of the last ngram_min tokens, extended backwards: the one that
+    // agrees with the context for longest is where the text is being copied from (in a code edit
+    // the same short n-gram recurs all over the block; only the aligned occurrence continues
+    // right). Ties go to the most recent.
+    constexpr int64_t max_back  = 256;
+    const int32_t *   tok       = context.data();
+    const int64_t     tail      = n - ngram_min;
+    int64_t           best_from = -1, best_len = 0;
+    for (int64_t start = tail - 1; start >= 0; --start) {
+        if (!std::equal(tok + tail, tok + n, tok + start)) continue;
+        int64_t len = ngram_min;
+        while (len < max_back && start - (len - ngram_min) - 1 >= 0 &&
+               tok[start - (len - ngram_min) - 1] == tok[tail - (len - ngram_min) - 1]) {
+            ++len;
+        }
+        if (len > best_len) {
+            best_len  = len;
+            best_from = start + ngram_min;
+            if (len == max_back) break;
         }
     }
+    if (best_from < 0) return out;
+    // a weak (short) match proposes a short draft, an alignment of ngram_max or more a full one
+    const int64_t cap = best_len >= ngram_max ? n_draft : std::min<int64_t>(n_draft, 4 * (best_len - ngram_min + 1));
+    const int64_t to  = std::min<int64_t>(best_from + cap, n);
+    out.assign(context.begin() + best_from, context.begin() + to);
     return out;
 }
 
@@ -58,16 +72,25 @@ void DraftState::observe(int64_t ns, int32_t n_produced, int32_t n_drafted) {
         n_plain++;
         return;
     }
-    ns_draft = n_draft == 0 ? per_token : ns_draft + alpha * (per_token - ns_draft);
+    // drafted steps are judged on their totals since the last probe: one draft that missed costs
+    // its step (a wide decode for few tokens) but does not outweigh the run of kept ones around it
+    // the way a moving average of per-step costs lets it
+    sum_ns_draft += (double) ns;
+    sum_tok_draft += n_produced;
     n_draft++;
+    ns_draft = sum_ns_draft / sum_tok_draft;
     // judged after a few drafts against the plain baseline: no faster per token, no drafting
     if (n_draft >= 6 && n_plain >= 4) {
         if (ns_draft > 0.97 * ns_plain) {
-            n_off    = std::min(n_off + 1, 8);
-            cooldown = 16 << n_off;
-            n_draft  = 0;  // the next probe measures afresh
-        } else if (n_off > 0 && n_draft >= 32) {
-            n_off--;  // paying steadily: a later failure backs off less
+            n_off        = std::min(n_off + 1, 8);
+            cooldown     = 16 << n_off;
+            n_draft      = 0;  // the next probe measures afresh
+            sum_ns_draft = sum_tok_draft = 0;
+        } else if (n_draft >= 32) {
+            if (n_off > 0) n_off--;  // paying steadily: a later failure backs off less
+            n_draft = 16;            // a window of the last ~32 drafted steps: halve the totals
+            sum_ns_draft *= 0.5;
+            sum_tok_draft *= 0.5;
         }
     }
 }

@@ -26,11 +26,13 @@ struct DraftState {
     int64_t accepted    = 0;  // tokens accepted
     int32_t win_drafted = 0, win_accepted = 0;  // the current window of ~32 drafted tokens
     // Cost gate: what a produced token costs in wall time (decode + sampling + drafting) on steps
-    // with a draft and on steps without, measured on this machine as it runs (EMAs). Where a wider
+    // with a draft and on steps without, measured on this machine as it runs. Where a wider
     // decode costs about its width (a CPU with compute-bound kernels) drafting cannot pay and is
     // switched off for longer and longer; where it is cheap (GPU, repacked kernels) it stays on.
-    double  ns_plain = 0, ns_draft = 0;  // EMA of ns per produced token without / with a draft
-    int32_t n_plain = 0, n_draft = 0;    // observations behind each EMA (n_draft since the last probe)
+    double  ns_plain     = 0;                  // EMA of ns per produced token without a draft
+    double  ns_draft     = 0;                  // ns per produced token with a draft, over a window
+    double  sum_ns_draft = 0, sum_tok_draft = 0;  // that window's totals (the drafted steps')
+    int32_t n_plain = 0, n_draft = 0;  // observations behind each (n_draft: in the window since the last probe)
     int32_t n_steps = 0;                 // proposals asked for (exploration cadence)
 
     void reset(int32_t draft_max);
@@ -46,9 +48,9 @@ struct DraftState {
     bool want_draft();  // false: this step goes without a draft (cooldown or exploration)
 };
 
-// The tokens that followed the most recent earlier occurrence of the longest suffix n-gram of
-// `context` (n from ngram_max down to ngram_min), at most n_draft of them, and at most
-// 4 * (n - ngram_min + 1): a weak (short) match proposes a short draft.
+// The tokens that followed the earlier occurrence of the last `ngram_min` tokens of `context` that
+// agrees with the context for longest backwards (the alignment of a copy; ties: the most recent),
+// at most n_draft of them: a match of n < ngram_max tokens proposes at most 4 * (n - ngram_min + 1).
 std::vector<int32_t> ngram_lookup(const std::vector<int32_t> & context, int32_t n_draft, int32_t ngram_min = 3,
                                   int32_t ngram_max = 6);
 
