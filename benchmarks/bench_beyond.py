@@ -243,7 +243,6 @@ async def bench_shared(
         engines = [e for e in (ours, server) if e is not None]
         for rep in range(args.reps):
             system = f"Deployment {rep}-{time.time_ns()}. " + prose(f"sys{rep}", 1000)
-            sys_tokens = len(chat(ours.loaded, [{"role": "system", "content": system}]))
             prompts = [
                 chat(
                     ours.loaded,
@@ -254,6 +253,12 @@ async def bench_shared(
                 )
                 for i in range(8)
             ]
+            # the prefix the 8 share as rendered (a template may fold the system prompt into the
+            # first user turn, so rendering the system message alone does not measure it)
+            sys_tokens = next(
+                (i for i, col in enumerate(zip(*prompts, strict=False)) if len(set(col)) > 1),
+                min(len(p) for p in prompts),
+            )
             for eng in engines if rep % 2 == 0 else engines[::-1]:
                 before = eng.prompt_evaluated()
                 res = await asyncio.gather(*(eng.complete(p, 16) for p in prompts))
