@@ -551,8 +551,9 @@ void Engine::plan_prefix(Slot & slot) {
     } else if (src != nullptr && src_n > own && src_n >= min_n) {
         from = From::Share;
     }
-    const size_t target = from == From::Own ? own : from == From::Share ? src_n : hit.n;
-    save_to_cache(slot, target);
+    // what this slot keeps of its own cells is `own` tokens (a share or a restore replaces the rest
+    // with the same prefix), so the rest of them go to the RAM cache unless little is lost
+    save_to_cache(slot, own);
     if (prompt_cache_ && reuse && from != From::Restore && cap >= min_n) prompt_cache_->note_miss();
 
     bool ok = true;

@@ -207,6 +207,31 @@ def test_ram_cache_restores_a_returning_conversation(smollm2_path):
         loaded.close()
 
 
+def test_ram_cache_keeps_the_conversation_a_restore_displaces(smollm2_path):
+    """Two conversations alternating over one slot: each return restores its state from the RAM
+    cache, and the restore saves the conversation it displaces first (a restore used to skip that
+    save when the restored prefix was about as long as the slot's cells, so every second return
+    was a full prefill)."""
+    loaded = load_model(smollm2_path, num_ctx=1024, num_parallel=1, batch_invariant=True, share_prefix=False)
+    try:
+        opts = dict(num_predict=8, **GREEDY)
+        convs = [
+            [{"role": "user", "content": f"About {topic}. " + SYSTEM[:600]}] for topic in ("apples", "whales")
+        ]
+        for turn in range(3):
+            for conv in convs:
+                tokens = chat(loaded, conv)
+                before = loaded.engine.stats()
+                text, final = run_one(loaded, tokens, **opts)
+                after = loaded.engine.stats()
+                if turn:  # a returning conversation: restored, only the new turn evaluated
+                    assert after["prompt_cache"]["hits"] == before["prompt_cache"]["hits"] + 1, (turn, conv)
+                    assert final.prompt_eval_count < 40
+                conv += [{"role": "assistant", "content": text}, {"role": "user", "content": f"More {turn}."}]
+    finally:
+        loaded.close()
+
+
 def test_ram_cache_is_bounded_and_evicts_least_recently_used(smollm2_path):
     # ~23 KB of KV per SmolLM2 token: a 3 MiB cache holds one ~100-token conversation, not two
     loaded = load_model(smollm2_path, num_ctx=1024, num_parallel=1, cache_ram_mib=3)
