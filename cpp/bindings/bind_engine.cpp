@@ -46,6 +46,8 @@ py::list logprobs_list(const std::vector<a3s::TokenLogprob> & lps) {
 }  // namespace
 
 void bind_engine(py::module_ & m) {
+    m.def("ngram_lookup", &a3s::ngram_lookup, py::arg("context"), py::arg("n_draft"), py::arg("ngram_min") = 3,
+          py::arg("ngram_max") = 6, "The n-gram draft the engine would propose after `context` (prompt lookup)");
     using namespace a3s;
     py::class_<SamplingParams>(m, "SamplingParams")
         .def(py::init<>())

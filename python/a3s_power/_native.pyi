@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BusyError', 'Channel', 'ChatParser', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'MediaPrompt', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'Projector', 'ProjectorParams', 'RpcError', 'SamplingParams', 'drain_logs', 'engine_broken', 'engine_memory', 'json_schema_to_grammar', 'local_devices', 'quantize', 'quantize_types', 'rpc_failure_count', 'rpc_hello_request_size', 'rpc_last_failure', 'rpc_protocol_version', 'rpc_serve', 'set_log_echo', 'system_info', 'validate_gguf']
+__all__: list[str] = ['BusyError', 'Channel', 'ChatParser', 'ChatRender', 'Engine', 'EngineError', 'EngineParams', 'GenerateRequest', 'LLAMA_CPP_COMMIT', 'MediaPrompt', 'Model', 'ModelError', 'ModelInfo', 'ModelParams', 'Projector', 'ProjectorParams', 'RpcError', 'SamplingParams', 'drain_logs', 'engine_broken', 'engine_memory', 'json_schema_to_grammar', 'local_devices', 'ngram_lookup', 'quantize', 'quantize_types', 'rpc_failure_count', 'rpc_hello_request_size', 'rpc_last_failure', 'rpc_protocol_version', 'rpc_serve', 'set_log_echo', 'system_info', 'validate_gguf']
 class EngineError(RuntimeError):
     pass
 class BusyError(RuntimeError):
@@ -544,6 +544,10 @@ def json_schema_to_grammar(schema_json: str) -> str:
     ...
 def local_devices() -> list:
     ...
+def ngram_lookup(context: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], n_draft: typing.SupportsInt | typing.SupportsIndex, ngram_min: typing.SupportsInt | typing.SupportsIndex = 3, ngram_max: typing.SupportsInt | typing.SupportsIndex = 6) -> list[int]:
+    """
+    The n-gram draft the engine would propose after `context` (prompt lookup)
+    """
 def quantize(src_path: str, dst_path: str, ftype: str, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
     """
     Quantize an F16/BF16/F32 GGUF to `ftype` (e.g. q4_K_M)
