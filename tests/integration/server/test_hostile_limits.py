@@ -77,6 +77,8 @@ def _error_text(path: str, response: httpx.Response) -> str:
         ("/api/generate", _gen(format={"enum": [f"value-{i}" for i in range(100_000)]}),
          "larger than 256 KiB"),
         ("/api/generate", _gen(format={"enum": [f"v{i}" for i in range(5000)]}), "enum has 5000 values"),
+        # a regex repetition llama.cpp's GBNF parser refuses to unroll
+        ("/api/generate", _gen(format={"type": "string", "pattern": "^a{10000}$"}), "invalid grammar"),
     ],
 )  # fmt: skip
 def test_pathological_schemas_are_400_at_once(
