@@ -86,6 +86,17 @@ def common_len(a: list[int], b: list[int]) -> int:
     return n
 
 
+def plain_then_spec(loaded, tokens: list[int], draft_max: int, **opts) -> tuple[str, str, Completion, dict]:
+    """The same request without drafts, then with `draft_max`: (plain text, speculative text, the
+    speculative Completion, how much the engine's counters moved during the speculative one)."""
+    plain, _ = run_one(loaded, tokens, draft_max=0, **opts)
+    before = loaded.engine.stats()
+    spec, final = run_one(loaded, tokens, draft_max=draft_max, **opts)
+    after = loaded.engine.stats()
+    counters = ("draft_tokens", "draft_accepted", "draft_decodes", "decode_calls")
+    return plain, spec, final, {k: after[k] - before[k] for k in counters}
+
+
 def test_arrivals_with_one_prefix_evaluate_it_once_and_match_unshared_output(smollm2_path):
     # a KV stream per slot: sharing copies the stream, and greedy output is batch-invariant
     loaded = load_model(smollm2_path, num_ctx=1024, num_parallel=3, batch_invariant=True)
@@ -262,19 +273,13 @@ def test_ram_cache_off(smollm2_path):
 def test_speculative_greedy_output_equals_plain_and_drafts_are_accepted(smollm2_path):
     loaded = load_model(smollm2_path, num_ctx=1024, num_parallel=2, batch_invariant=True)
     try:
-        ask = EDIT_PROMPT
-        tokens = loaded.tokenize(loaded.render_chat([{"role": "user", "content": ask}]).prompt, True, True)
+        tokens = chat(loaded, [{"role": "user", "content": EDIT_PROMPT}])
         opts = dict(num_predict=64, **GREEDY)
-        plain, _ = run_one(loaded, tokens, draft_max=0, cache_prompt=False, **opts)
-        before = loaded.engine.stats()
-        spec, final = run_one(loaded, tokens, draft_max=16, cache_prompt=False, **opts)
-        after = loaded.engine.stats()
+        plain, spec, final, moved = plain_then_spec(loaded, tokens, 16, cache_prompt=False, **opts)
         assert spec == plain
-        drafted = after["draft_tokens"] - before["draft_tokens"]
-        accepted = after["draft_accepted"] - before["draft_accepted"]
-        assert drafted > 0 and accepted > 0
+        assert moved["draft_tokens"] > 0 and moved["draft_accepted"] > 0
         # drafts kept: fewer decodes than generated tokens
-        assert after["decode_calls"] - before["decode_calls"] < final.eval_count
+        assert moved["decode_calls"] < final.eval_count
         # and beside another slot (one batch for both), still the same answer
         results = run_together(
             loaded,
@@ -292,14 +297,10 @@ def test_speculative_seeded_sampling_equals_plain(smollm2_path):
     kernels: the logits do not depend on the draft riding in the batch)."""
     loaded = load_model(smollm2_path, num_ctx=1024, num_parallel=1, batch_invariant=True)
     try:
-        ask = EDIT_PROMPT
-        tokens = loaded.tokenize(loaded.render_chat([{"role": "user", "content": ask}]).prompt, True, True)
+        tokens = chat(loaded, [{"role": "user", "content": EDIT_PROMPT}])
         opts = dict(num_predict=64, temperature=0.7, top_k=40, top_p=0.95, seed=1234, cache_prompt=False)
-        plain, _ = run_one(loaded, tokens, draft_max=0, **opts)
-        before = loaded.engine.stats()
-        spec, _ = run_one(loaded, tokens, draft_max=8, **opts)
-        after = loaded.engine.stats()
-        assert after["draft_tokens"] > before["draft_tokens"]
+        plain, spec, _, moved = plain_then_spec(loaded, tokens, 8, **opts)
+        assert moved["draft_tokens"] > 0
         assert spec == plain
     finally:
         loaded.close()
@@ -328,19 +329,14 @@ def test_draft_model_greedy_output_equals_plain(smollm2_path):
     )
     try:
         assert loaded.engine.has_draft_model
-        ask = "Explain in two sentences why the sky is blue."
-        tokens = loaded.tokenize(loaded.render_chat([{"role": "user", "content": ask}]).prompt, True, True)
+        tokens = chat(loaded, [{"role": "user", "content": "Explain in two sentences why the sky is blue."}])
         opts = dict(num_predict=48, **GREEDY)
-        plain, _ = run_one(loaded, tokens, draft_max=0, cache_prompt=False, **opts)
-        before = loaded.engine.stats()
-        spec, final = run_one(loaded, tokens, draft_max=4, cache_prompt=False, **opts)
-        after = loaded.engine.stats()
+        plain, spec, final, moved = plain_then_spec(loaded, tokens, 4, cache_prompt=False, **opts)
         assert spec == plain
-        assert after["draft_decodes"] > before["draft_decodes"]
-        drafted = after["draft_tokens"] - before["draft_tokens"]
-        accepted = after["draft_accepted"] - before["draft_accepted"]
+        assert moved["draft_decodes"] > 0
+        drafted, accepted = moved["draft_tokens"], moved["draft_accepted"]
         assert drafted > 0 and accepted > drafted // 2  # the same model: most drafts are kept
-        assert after["decode_calls"] - before["decode_calls"] < final.eval_count
+        assert moved["decode_calls"] < final.eval_count
         # the model's default length (draft_max unset) drafts too; beside another slot, same answer
         results = run_together(
             loaded,
