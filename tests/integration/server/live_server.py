@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from a3s_power.api import create_app
@@ -74,3 +75,16 @@ def anthropic_client(server: LiveServer, api_key: str = "unused") -> Any:
     import anthropic
 
     return anthropic.Anthropic(base_url=server.url, api_key=api_key, timeout=120, max_retries=0)
+
+
+def error_text(path: str, response: httpx.Response) -> str:
+    """The error message of a failed response in the envelope of the API family `path` belongs to:
+    Anthropic's `{"type": "error", "error": {"message"}}`, OpenAI's `{"error": {"message"}}`,
+    Ollama's `{"error": "..."}`."""
+    body = response.json()
+    if path.startswith("/v1/messages"):
+        assert body["type"] == "error"
+        return str(body["error"]["message"])
+    if path.startswith("/v1/"):
+        return str(body["error"]["message"])
+    return str(body["error"])

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import LiveServer, add_gguf_model, server_settings
+from live_server import LiveServer, add_gguf_model, error_text, server_settings
 
 from a3s_power.runtime.scheduler import BUSY_MESSAGE
 
@@ -48,16 +48,6 @@ def _alive(server: LiveServer) -> None:
     assert server.thread.is_alive()
 
 
-def _error_text(path: str, response: httpx.Response) -> str:
-    body = response.json()
-    if path.startswith("/v1/messages"):
-        assert body["type"] == "error"
-        return str(body["error"]["message"])
-    if path.startswith("/v1/"):
-        return str(body["error"]["message"])
-    return str(body["error"])
-
-
 # -- JSON schema → grammar: bounded, checked, never an OOM or a hang ---------------------------------
 @pytest.mark.parametrize(
     ("path", "body", "needle"),
@@ -87,7 +77,7 @@ def test_pathological_schemas_are_400_at_once(
     started = time.monotonic()
     response = httpx.post(server.url + path, json=body, timeout=60)
     assert response.status_code == 400, response.text
-    assert needle in _error_text(path, response)
+    assert needle in error_text(path, response)
     assert time.monotonic() - started < 10
     _alive(server)
 
@@ -132,7 +122,7 @@ def test_recursion_that_only_a_request_triggers_is_refused_at_render(server: Liv
     ):
         response = httpx.post(server.url + path, json=body, timeout=120)
         assert response.status_code == 400, response.text
-        assert "recurses without end" in _error_text(path, response)
+        assert "recurses without end" in error_text(path, response)
         _alive(server)
     assert (
         httpx.post(server.url + "/api/chat", json={**_chat(), "model": "t:render"}, timeout=120).status_code
@@ -194,7 +184,7 @@ def test_bad_values_are_400_naming_the_field(
 ) -> None:
     response = httpx.post(server.url + path, json=body, timeout=60)
     assert response.status_code == 400, response.text
-    assert needle in _error_text(path, response)
+    assert needle in error_text(path, response)
     assert "/" + "tmp" not in response.text and "pybind" not in response.text.lower()
     _alive(server)
 
@@ -210,7 +200,7 @@ def test_oversized_body_is_413(server: LiveServer, path: str) -> None:
         server.url + path, content=body, headers={"content-type": "application/json"}, timeout=60
     )
     assert response.status_code == 413, response.text[:300]
-    assert "request body too large" in _error_text(path, response)
+    assert "request body too large" in error_text(path, response)
     _alive(server)
 
 
@@ -223,7 +213,7 @@ def test_deep_nesting_is_400(server: LiveServer, path: str, where: str) -> None:
         server.url + path, content=body, headers={"content-type": "application/json"}, timeout=60
     )
     assert response.status_code == 400, response.text[:300]
-    assert "nested deeper than 100" in _error_text(path, response)
+    assert "nested deeper than 100" in error_text(path, response)
     _alive(server)
 
 
@@ -234,7 +224,7 @@ def test_invalid_utf8_is_400(server: LiveServer, path: str) -> None:
         server.url + path, content=body, headers={"content-type": "application/json"}, timeout=60
     )
     assert response.status_code == 400, response.text
-    assert "not valid UTF-8" in _error_text(path, response)
+    assert "not valid UTF-8" in error_text(path, response)
     _alive(server)
 
 
