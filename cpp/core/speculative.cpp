@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common.h"
 #include "llama.h"
 
 namespace a3s {
@@ -78,10 +79,9 @@ void DraftState::observe(int64_t ns, int32_t n_produced, int32_t n_drafted) {
     sum_ns_draft += (double) ns;
     sum_tok_draft += n_produced;
     n_draft++;
-    ns_draft = sum_ns_draft / sum_tok_draft;
     // judged after a few drafts against the plain baseline: no faster per token, no drafting
     if (n_draft >= 6 && n_plain >= 4) {
-        if (ns_draft > 0.97 * ns_plain) {
+        if (sum_ns_draft / sum_tok_draft > 0.97 * ns_plain) {
             n_off        = std::min(n_off + 1, 8);
             cooldown     = 16 << n_off;
             n_draft      = 0;  // the next probe measures afresh
@@ -146,11 +146,6 @@ std::string draft_incompatibility(const Model & target, const Model & draft) {
 DraftModel::DraftModel(std::shared_ptr<Model> draft, const Model & target, int32_t n_ctx_seq, int32_t n_seq,
                        int32_t n_threads)
     : model_(std::move(draft)), n_ctx_seq_(n_ctx_seq) {
-    const std::string why = draft_incompatibility(target, *model_);
-    if (!why.empty()) {
-        throw std::invalid_argument("the draft model cannot draft for this model: its vocabulary does not match (" +
-                                    why + ")");
-    }
     llama_context_params cp = llama_context_default_params();
     cp.n_threads       = n_threads;
     cp.n_threads_batch = n_threads;
@@ -162,27 +157,21 @@ DraftModel::DraftModel(std::shared_ptr<Model> draft, const Model & target, int32
     cp.no_perf         = true;
     ctx_               = llama_init_from_model(model_->raw(), cp);
     if (ctx_ == nullptr) throw std::runtime_error("failed to create the draft model's llama.cpp context");
+    batch_ = std::make_unique<common_batch>(ctx_);
     n_vocab_ = std::min(llama_vocab_n_tokens(llama_model_get_vocab(model_->raw())),
                         llama_vocab_n_tokens(llama_model_get_vocab(target.raw())));
     cache_.resize(n_seq);
 }
 
 DraftModel::~DraftModel() {
+    batch_.reset();
     if (ctx_) llama_free(ctx_);
 }
 
 bool DraftModel::decode(int32_t seq, const int32_t * tokens, int32_t n, int32_t pos0) {
-    llama_batch batch = llama_batch_init(n, 0, 1);
-    for (int32_t i = 0; i < n; ++i) {
-        batch.token[i]     = tokens[i];
-        batch.pos[i]       = pos0 + i;
-        batch.n_seq_id[i]  = 1;
-        batch.seq_id[i][0] = seq;
-        batch.logits[i]    = i + 1 == n;
-    }
-    batch.n_tokens = n;
-    const int32_t ret = llama_decode(ctx_, batch);
-    llama_batch_free(batch);
+    batch_->clear();
+    for (int32_t i = 0; i < n; ++i) batch_->add(tokens[i], pos0 + i, seq, i + 1 == n);
+    const int32_t ret = llama_process(ctx_, LLAMA_PROCESS_TYPE_DECODE, batch_->get());
     decode_calls_++;
     return ret == 0;
 }

@@ -12,6 +12,7 @@
 #include "model.h"
 
 struct llama_context;
+struct common_batch;
 
 namespace a3s {
 
@@ -30,8 +31,7 @@ struct DraftState {
     // decode costs about its width (a CPU with compute-bound kernels) drafting cannot pay and is
     // switched off for longer and longer; where it is cheap (GPU, repacked kernels) it stays on.
     double  ns_plain     = 0;                  // EMA of ns per produced token without a draft
-    double  ns_draft     = 0;                  // ns per produced token with a draft, over a window
-    double  sum_ns_draft = 0, sum_tok_draft = 0;  // that window's totals (the drafted steps')
+    double  sum_ns_draft = 0, sum_tok_draft = 0;  // ns and tokens of the drafted steps, over a window
     int32_t n_plain = 0, n_draft = 0;  // observations behind each (n_draft: in the window since the last probe)
     int32_t n_steps = 0;                 // proposals asked for (exploration cadence)
 
@@ -63,7 +63,8 @@ std::string draft_incompatibility(const Model & target, const Model & draft);
 // tokens it has evaluated, so a step evaluates only what is new and then the draft itself.
 class DraftModel {
   public:
-    // Throws std::invalid_argument when the vocabularies differ, std::runtime_error on no context.
+    // The caller has checked draft_incompatibility (the Engine does, before any context exists).
+    // Throws std::runtime_error on no context.
     DraftModel(std::shared_ptr<Model> draft, const Model & target, int32_t n_ctx_seq, int32_t n_seq,
                int32_t n_threads);
     ~DraftModel();
@@ -84,6 +85,7 @@ class DraftModel {
     int32_t                           n_ctx_seq_ = 0;
     int32_t                           n_vocab_ = 0;  // tokens both vocabularies have
     std::vector<std::vector<int32_t>> cache_;        // per sequence: tokens whose KV the context holds
+    std::unique_ptr<common_batch>     batch_;        // reused by every decode, as the Engine's
     int64_t                           decode_calls_ = 0;
 };
 
