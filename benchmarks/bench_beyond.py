@@ -322,6 +322,15 @@ def edit_prompt(loaded: LoadedModel) -> tuple[list[int], int]:
     return tokens, len(loaded.tokenize(code, False, False))
 
 
+def record(out: dict[str, Any], name: str, r: dict[str, Any]) -> None:
+    """One speculation run's decode tok/s, length and opening text under `name`, and a progress line."""
+    d = out.setdefault(name, {"tps": [], "n_gen": [], "texts": []})
+    d["tps"].append(decode_tps(r))
+    d["n_gen"].append(r["n_gen"])
+    d["texts"].append(r["text"][:200])
+    print(f"  {name}: {decode_tps(r):.1f} tok/s, {r['n_gen']} tokens", flush=True)
+
+
 async def bench_spec(path: Path, bin_dir: Path | None, log: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Edit task and a no-repetition task: decode tok/s with and without n-gram speculation."""
     out: dict[str, Any] = {}
@@ -341,12 +350,7 @@ async def bench_spec(path: Path, bin_dir: Path | None, log: Path, args: argparse
             if server is not None:
                 runs.append(("llama-server spec", server, edit, n_code, args.draft_max))
             for name, eng, tokens, n, dm in runs if rep % 2 == 0 else runs[::-1]:
-                r = await eng.complete(tokens, n, ignore_eos=False, draft_max=dm)
-                d = out.setdefault(name, {"tps": [], "n_gen": [], "texts": []})
-                d["tps"].append(decode_tps(r))
-                d["n_gen"].append(r["n_gen"])
-                d["texts"].append(r["text"][:200])
-                print(f"  {name}: {decode_tps(r):.1f} tok/s, {r['n_gen']} tokens", flush=True)
+                record(out, name, await eng.complete(tokens, n, ignore_eos=False, draft_max=dm))
         st = ours.loaded.engine.stats()
         out["a3s draft acceptance"] = st["draft_accepted"] / max(1, st["draft_tokens"])
     if args.draft_model != "none":  # a draft model beside the target (same vocabulary), edit task
@@ -357,12 +361,7 @@ async def bench_spec(path: Path, bin_dir: Path | None, log: Path, args: argparse
             pairs = [("a3s plain (draft run)", 0), ("a3s draft-model spec", args.draft_model_max)]
             for rep in range(args.reps):
                 for name, dm in pairs if rep % 2 == 0 else pairs[::-1]:
-                    r = await drafted.complete(edit, n_code, ignore_eos=False, draft_max=dm)
-                    d = out.setdefault(name, {"tps": [], "n_gen": [], "texts": []})
-                    d["tps"].append(decode_tps(r))
-                    d["n_gen"].append(r["n_gen"])
-                    d["texts"].append(r["text"][:200])
-                    print(f"  {name}: {decode_tps(r):.1f} tok/s, {r['n_gen']} tokens", flush=True)
+                    record(out, name, await drafted.complete(edit, n_code, ignore_eos=False, draft_max=dm))
             st = drafted.loaded.engine.stats()
             out["a3s draft-model acceptance"] = st["draft_accepted"] / max(1, st["draft_tokens"])
         finally:
