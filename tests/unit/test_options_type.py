@@ -76,6 +76,10 @@ def test_layers_and_runner_part() -> None:
         ({"temperature": 10**400}, 'option "temperature" is out of range'),
         ({"num_predict": "5"}, 'option "num_predict" must be of type integer'),
         ({"num_predict": True}, 'option "num_predict" must be of type integer'),
+        # found by test_parsers_hypothesis: a non-finite float for an integer was a ValueError (500)
+        ({"top_k": float("nan")}, 'option "top_k" must be of type integer, got nan'),
+        ({"seed": float("inf")}, 'option "seed" must be of type integer, got inf'),
+        ({"num_ctx": float("-inf")}, 'option "num_ctx" must be of type integer, got -inf'),
     ],
 )
 def test_ranges_and_types_are_400s(options: dict[str, Any], needle: str) -> None:

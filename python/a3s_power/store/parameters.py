@@ -102,9 +102,11 @@ def typed_json_value(
             raise error(f'option "{name}" must be of an array of strings')
         return list(value)
     if name in ints or name in floats:
+        kind = "integer" if name in ints else "float32"
         if isinstance(value, bool) or not isinstance(value, int | float):
-            kind = "integer" if name in ints else "float32"
             raise error(f'option "{name}" must be of type {kind}')
+        if name in ints and not math.isfinite(value):  # NaN / ±inf from Python callers or YAML-ish input
+            raise error(f'option "{name}" must be of type {kind}, got {value}')
         return int(value) if name in ints else float(value)
     if not isinstance(value, bool):
         raise error(f'option "{name}" must be of type boolean')
