@@ -105,7 +105,7 @@ def typed_json_value(
         kind = "integer" if name in ints else "float32"
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise error(f'option "{name}" must be of type {kind}')
-        if name in ints and not math.isfinite(value):  # NaN / ±inf from Python callers or YAML-ish input
+        if name in ints and not math.isfinite(value):  # NaN / ±inf, from a Python caller
             raise error(f'option "{name}" must be of type {kind}, got {value}')
         return int(value) if name in ints else float(value)
     if not isinstance(value, bool):
